@@ -1,0 +1,246 @@
+"""The Python API. Only this module chains the stages (DESIGN.md):
+
+load → profile → split → plan → preprocess → build → train → evaluate → summary
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from . import runs
+from .data import DataProfile, Preprocessor, load_table, profile_table, split_overlap, split_table
+from .data.load import table_name
+from .data.profile import check_target
+from .errors import DataError, NnrecipeError, RunError
+from .evaluate import BASELINE_NAME, MAIN_METRIC, baseline_metrics, classification_metrics, \
+    regression_metrics
+from .models import build_mlp, outputs_to_predictions
+from .plan import Plan, add_parameter_count, make_plan, validate_overrides
+from .report.summary import render_summary
+from .train import History, fit as train_fit, make_loss, predict_batches, target_tensor
+
+__all__ = ["Run", "fit", "plan", "load_run"]
+
+Source = str | Path | pd.DataFrame
+
+
+@dataclass
+class Run:
+    """A trained network with everything needed to use and explain it."""
+
+    plan: Plan
+    profile: DataProfile
+    preprocessor: Preprocessor
+    model: torch.nn.Module
+    history: History = field(default_factory=History)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def task(self) -> str:
+        return self.plan["task"]
+
+    def predict(self, data: Source) -> pd.DataFrame:
+        """A ``prediction`` column, plus ``proba_<class>`` columns for a classifier."""
+        df = load_table(data, what="predict data")
+        proba_or_value = self._raw_predict(df)
+        if self.task == "regression":
+            return pd.DataFrame({"prediction": proba_or_value}, index=df.index)
+        classes = self.preprocessor.classes
+        out = pd.DataFrame({"prediction": np.asarray(classes, dtype=object)[
+            proba_or_value.argmax(axis=1)]}, index=df.index)
+        for i, c in enumerate(classes):
+            out[f"proba_{c}"] = proba_or_value[:, i]
+        return out
+
+    def evaluate(self, data: Source, what: str = "evaluate data") -> dict[str, Any]:
+        """Metrics on labelled data, beside the dumb baseline (evaluation.json's layout)."""
+        df = load_table(data, what=what)
+        target = self.profile.target
+        check_target(df, target, what)
+        return _score(self, df[df[target].notna()])
+
+    def _raw_predict(self, df: pd.DataFrame) -> np.ndarray:
+        x = torch.from_numpy(self.preprocessor.transform(df, what="predict data"))
+        values = outputs_to_predictions(predict_batches(self.model, x), self.task,
+                                        self.plan["loss.name"])
+        if self.task == "regression":
+            values = self.preprocessor.inverse_target(values)
+        return values
+
+
+@dataclass
+class _Prepared:
+    plan: Plan
+    profile: DataProfile
+    preprocessor: Preprocessor
+    model: torch.nn.Module
+    splits: Any
+    name: str
+
+
+def plan(data: Source, target: str, *, task: str = "auto", overrides: dict | None = None,
+         test: Source | None = None, valid: Source | None = None) -> Plan:
+    """The plan nnrecipe would train with, every decision with its reason; trains nothing."""
+    return _prepare(data, target, task=task, overrides=overrides, test=test, valid=valid).plan
+
+
+def fit(data: Source, target: str, *, task: str = "auto", overrides: dict | None = None,
+        test: Source | None = None, valid: Source | None = None, out: str | Path | None = None,
+        progress: bool = False, watchers: list | None = None) -> Run:
+    """Profile, plan, train, evaluate and save a network for ``target``; returns the Run.
+
+    Every check on the input happens before the run directory is created, so bad input
+    leaves nothing behind."""
+    prep = _prepare(data, target, task=task, overrides=overrides, test=test, valid=valid)
+    out_dir = Path(out) if out is not None else runs.default_run_dir(prep.name)
+    runs.check_run_dir_free(out_dir)
+    created = not out_dir.exists()
+    run_dir = runs.prepare_run_dir(out_dir)
+    try:
+        return _train_and_save(prep, run_dir, progress, watchers or [])
+    except NnrecipeError:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _prepare(data, target, *, task, overrides, test, valid) -> _Prepared:
+    given = validate_overrides(overrides)  # bad --set values fail before any work
+    df = load_table(data)
+    check_target(df, target)
+    test_df = _load_companion(test, df, target, "--test") if test is not None else None
+    valid_df = _load_companion(valid, df, target, "--valid") if valid is not None else None
+    n_missing = int(df[target].isna().sum())
+    df = df[df[target].notna()]
+    profile = profile_table(df, target, task, dropped_target_missing=n_missing)
+    infinite = {c: s["n_infinite"] for c, s in profile.columns.items() if s.get("n_infinite")}
+    if infinite:
+        raise DataError(f"infinite values in {infinite} (column: count); replace them with "
+                        "finite numbers or leave the cells empty (missing values are imputed)")
+    splits = split_table(df, target, profile.task, given.get("seed", 0),
+                         val_df=valid_df, test_df=test_df)
+    features = [c for c in df.columns if c != target]
+    profile.splits = {"how": splits.how, **splits.sizes(), "duplicates_across_splits":
+                      split_overlap(splits.train, {"val": splits.val, "test": splits.test},
+                                    features)}
+    the_plan = make_plan(profile, len(splits.train), given)
+    pre = Preprocessor.fit(splits.train, target=target, task=profile.task,
+                           kinds=profile.feature_kinds, drop=the_plan["data.drop"],
+                           scale=the_plan["data.scale"],
+                           target_activation=the_plan["model.output_activation"])
+    torch.manual_seed(the_plan["seed"])
+    model = build_mlp(the_plan, pre.n_numeric, pre.embedding_sizes)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    the_plan = add_parameter_count(the_plan, n_params, len(splits.train))
+    return _Prepared(the_plan, profile, pre, model, splits, table_name(data))
+
+
+def _load_companion(source: Source, df: pd.DataFrame, target: str, flag: str) -> pd.DataFrame:
+    """A --test/--valid table must have the training table's columns, no more, no fewer."""
+    other = load_table(source, what=f"{flag} data")
+    missing = [c for c in df.columns if c not in other.columns]
+    extra = [c for c in other.columns if c not in df.columns]
+    if missing or extra:
+        raise DataError(f"{flag} data has other columns than the training data: "
+                        f"missing {missing}, extra {extra}; give it the same columns")
+    other = other[other[target].notna()][list(df.columns)]
+    if other.empty:
+        raise DataError(f"{flag} data has no row with a value in target column '{target}'")
+    return other
+
+
+def _tensors(pre: Preprocessor, df: pd.DataFrame, plan: Plan, what: str
+             ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """(x, y shaped for the loss, y as codes / scaled values) for one split."""
+    x = torch.from_numpy(pre.transform(df, what=what))
+    y = pre.transform_target(df[pre.state["target"]])
+    return x, target_tensor(y, plan["task"], plan["loss.name"], plan["model.n_outputs"]), y
+
+
+def _train_and_save(prep: _Prepared, run_dir: Path, progress: bool, watchers: list) -> Run:
+    plan_, pre, model, s = prep.plan, prep.preprocessor, prep.model, prep.splits
+    task = plan_["task"]
+    x_tr, y_tr, _ = _tensors(pre, s.train, plan_, "training data")
+    x_va, y_va, y_va_raw = _tensors(pre, s.val, plan_, "validation data")
+    runs.atomic_write_yaml(run_dir / runs.RUN_FILES["plan"], plan_.to_dict())
+    runs.atomic_write_json(run_dir / runs.RUN_FILES["profile"], prep.profile.to_dict())
+    runs.atomic_write_json(run_dir / runs.RUN_FILES["preprocess"], pre.to_dict())
+
+    def val_metrics(out: torch.Tensor, _y: torch.Tensor) -> dict[str, float]:
+        values = outputs_to_predictions(out, task, plan_["loss.name"])
+        if task == "regression":
+            err = pre.inverse_target(values) - pre.inverse_target(y_va_raw)
+            return {"rmse": float(np.sqrt(np.mean(err**2)))}
+        return {"accuracy": float(np.mean(values.argmax(axis=1) == y_va_raw))}
+
+    history = train_fit(model, plan_, (x_tr, y_tr), (x_va, y_va), loss_fn=make_loss(
+        plan_["loss.name"]), val_metrics=val_metrics, main_metric=MAIN_METRIC[task],
+        watchers=watchers, run_dir=run_dir, progress=progress)
+    runs.atomic_torch_save(run_dir / runs.RUN_FILES["model"], model.state_dict())
+    run = Run(plan_, prep.profile, pre, model, history, path=run_dir)
+    run.evaluation = _score(run, s.test)
+    run.evaluation["training"] = {"epochs": len(history.epochs), "stop_reason":
+                                  history.stop_reason, "best_epoch": history.best_epoch,
+                                  "seconds": round(history.seconds, 3)}
+    runs.atomic_write_json(run_dir / runs.RUN_FILES["evaluation"], run.evaluation)
+    runs.atomic_write_text(run_dir / runs.RUN_FILES["summary"], render_summary(run))
+    return run
+
+
+def _score(run: Run, df: pd.DataFrame) -> dict[str, Any]:
+    """Metrics of ``run`` on labelled ``df`` and of the dumb baseline on the same rows."""
+    pre, task = run.preprocessor, run.task
+    y = pre.transform_target(df[run.profile.target])
+    values = run._raw_predict(df)
+    target_state = pre.state["target_transform"]
+    if task == "regression":
+        y_true = pre.inverse_target(y.astype(np.float64))
+        metrics = regression_metrics(y_true, values)
+        base = baseline_metrics(task, target_state, y_true, [])
+    else:
+        metrics = classification_metrics(y, values, pre.classes)
+        base = baseline_metrics(task, target_state, y, pre.classes)
+    extra = {k: metrics.pop(k) for k in ("per_class", "confusion_matrix") if k in metrics}
+    for k in ("per_class", "confusion_matrix"):
+        base.pop(k, None)
+    return {"task": task, "n_rows": len(df), "main_metric": MAIN_METRIC[task],
+            "metrics": metrics, "baseline": {"name": BASELINE_NAME[task], "metrics": base},
+            **extra}
+
+
+def load_run(path: str | Path) -> Run:
+    """Load a finished run directory (written by ``fit`` or ``nnrecipe train``)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunError(f"run directory {path} not found; give the --out directory of a "
+                       "finished `nnrecipe train`")
+    files = {k: path / v for k, v in runs.RUN_FILES.items()}
+    lacking = [files[k].name for k in ("plan", "preprocess", "profile", "model")
+               if not files[k].exists()]
+    if lacking:
+        raise RunError(f"{path} is not a finished nnrecipe run: {', '.join(lacking)} missing")
+    plan_ = Plan.from_dict(yaml.safe_load(files["plan"].read_text(encoding="utf-8")))
+    pre = Preprocessor.from_dict(runs.read_json(files["preprocess"]))
+    model = build_mlp(plan_, pre.n_numeric, pre.embedding_sizes)
+    model.load_state_dict(torch.load(files["model"], map_location="cpu", weights_only=True))
+    model.eval()
+    history = History()
+    if files["metrics"].exists():
+        history.epochs = [json.loads(line) for line in
+                          files["metrics"].read_text(encoding="utf-8").splitlines() if line]
+    evaluation = runs.read_json(files["evaluation"]) if files["evaluation"].exists() else {}
+    training = evaluation.get("training", {})
+    history.stop_reason = training.get("stop_reason", "")
+    history.best_epoch = training.get("best_epoch")
+    return Run(plan_, DataProfile.from_dict(runs.read_json(files["profile"])), pre, model,
+               history, evaluation, path)

@@ -1,0 +1,150 @@
+"""The command line: parse, call the API, print. No logic beyond that."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import api
+from .errors import NnrecipeError
+from .plan import KEYS, parse_set_options
+from .report.summary import key_choices, metric_rows
+from .runs import atomic_write_json, atomic_write_text
+
+app = typer.Typer(
+    help="Train neural networks the way experienced practitioners do, and say why.\n\n"
+         "Start with `nnrecipe train data.csv --target y`, or `nnrecipe demo`.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    rich_markup_mode=None)
+out_console = Console()
+
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="KEY=VALUE",
+    help="Override a plan decision (repeatable), e.g. --set optimizer.lr=0.01. "
+         "Keys: " + ", ".join(KEYS))]
+SeedOpt = Annotated[int | None, typer.Option(help="Random seed (same seed, same numbers).")]
+TaskOpt = Annotated[str, typer.Option(help="auto | binary | multiclass | regression.")]
+TargetOpt = Annotated[str, typer.Option("--target", "-t", help="Column to predict.")]
+DataArg = Annotated[Path, typer.Argument(help="A CSV or Parquet table.", show_default=False)]
+
+
+def _overrides(set_: list[str] | None, seed: int | None, max_epochs: int | None) -> dict:
+    o: dict[str, Any] = dict(parse_set_options(set_))
+    if seed is not None:
+        o["seed"] = seed
+    if max_epochs is not None:
+        o["train.max_epochs"] = max_epochs
+    return o
+
+
+@app.command()
+def train(
+    data: DataArg, target: TargetOpt,
+    test: Annotated[Path | None, typer.Option(help="Test table; replaces the internal split.")] = None,
+    valid: Annotated[Path | None, typer.Option(help="Validation table; replaces the internal split.")] = None,
+    task: TaskOpt = "auto", set_: SetOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory [default: runs/<time>-<data>].")] = None,
+    seed: SeedOpt = None,
+    max_epochs: Annotated[int | None, typer.Option(help="Cap on epochs (early stopping may end sooner).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the run directory.")] = False,
+) -> None:
+    """Profile the data, plan a network (with reasons), train it, evaluate it against a dumb
+    baseline, and write the run directory with summary.md."""
+    run = api.fit(data, target, task=task, overrides=_overrides(set_, seed, max_epochs),
+                  test=test, valid=valid, out=out, progress=not quiet)
+    if quiet:
+        print(run.path)
+        return
+    _print_choices(run.plan)
+    _print_metrics(run.evaluation, "Test")
+    out_console.print(f"Stopped: {run.history.stop_reason}")
+    out_console.print(f"Run directory: {run.path}\nSummary: {run.path / 'summary.md'}")
+
+
+@app.command()
+def plan(data: DataArg, target: TargetOpt, task: TaskOpt = "auto", set_: SetOpt = None,
+         seed: SeedOpt = None) -> None:
+    """Print the plan, every decision with its reason and rule; train nothing."""
+    p = api.plan(data, target, task=task, overrides=_overrides(set_, seed, None))
+    table = Table(title="Plan", show_lines=False)
+    for col in ("key", "value", "reason", "rule"):
+        table.add_column(col, overflow="fold")
+    for section in (p.derived, p.decisions):
+        for key, d in section.items():
+            value = ", ".join(d.value) or "none" if isinstance(d.value, dict) else d.value
+            table.add_row(key, str(value), d.reason, d.rule)
+    out_console.print(table)
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="A finished run directory.")], data: DataArg,
+    out: Annotated[Path | None, typer.Option(help="CSV file to write [default: stdout].")] = None,
+) -> None:
+    """Predict with a finished run: a `prediction` column, plus `proba_<class>` columns for
+    a classifier, one row per input row."""
+    preds = api.load_run(run).predict(data)
+    if out is None:
+        preds.to_csv(sys.stdout, index=False)
+    else:
+        atomic_write_text(out, preds.to_csv(index=False))
+        out_console.print(f"Wrote {len(preds)} predictions to {out}")
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A finished run directory.")], data: DataArg,
+    out: Annotated[Path | None, typer.Option(help="Also write the metrics to this JSON file.")] = None,
+) -> None:
+    """Metrics of a finished run on new labelled data, beside the dumb baseline."""
+    evaluation = api.load_run(run).evaluate(data)
+    _print_metrics(evaluation, f"{data.name}:")
+    if out is not None:
+        atomic_write_json(out, evaluation)
+
+
+@app.command()
+def demo(out: Annotated[Path | None, typer.Option(help="Run directory.")] = None,
+         quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False) -> None:
+    """Train on scikit-learn's bundled breast-cancer data (569 tumours, 30 measurements;
+    is it malignant?) and show where the results are."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    data_path = Path("runs") / "demo-data" / "breast_cancer.csv"
+    data_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(data_path, frame.to_csv(index=False))
+    out_console.print(f"Demo data: {data_path} ({len(frame)} rows); target column 'target'")
+    train(data_path, "target", out=out, quiet=quiet)
+
+
+def _print_choices(p: Any) -> None:
+    table = Table(title="Plan (key choices; all in plan.yaml)")
+    for col in ("decision", "value", "why"):
+        table.add_column(col, overflow="fold")
+    for key, value, reason in key_choices(p):
+        table.add_row(key, str(value), reason)
+    out_console.print(table)
+
+
+def _print_metrics(evaluation: dict, title: str) -> None:
+    table = Table(title=f"{title} metrics ({evaluation['n_rows']} rows)")
+    for col in ("metric", "network", evaluation["baseline"]["name"].replace("_", " ")):
+        table.add_column(col)
+    for name, v, b, better in metric_rows(evaluation):
+        table.add_row(name, f"[{'green' if better else 'red'}]{v:.4g}",
+                      "" if b is None else f"{b:.4g}")
+    out_console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except NnrecipeError as e:
+        print(f"nnrecipe: error: {e}", file=sys.stderr)  # one line, no traceback
+        sys.exit(e.exit_code)

@@ -1,0 +1,212 @@
+"""Look at the data before training anything: the profile that plans and checks rely on."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from .load import infer_kinds
+
+__all__ = ["DataProfile", "profile_table", "check_target", "infer_task", "split_overlap"]
+
+TASKS = ("binary", "multiclass", "regression")
+MAX_CLASSES_FROM_INTEGERS = 20  # an integer target with more distinct values is a quantity
+
+
+@dataclass
+class DataProfile:
+    """What was seen in the table. Serialised as ``profile.json``."""
+
+    n_rows: int
+    n_columns: int
+    target: str
+    task: str
+    task_reason: str
+    columns: dict[str, dict[str, Any]]
+    target_summary: dict[str, Any]
+    duplicate_rows: int
+    constant_columns: list[str]
+    id_like_columns: list[str]
+    text_columns: list[str]
+    leak_suspects: list[dict[str, Any]]
+    dropped_target_missing: int = 0
+    splits: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_kinds(self) -> dict[str, str]:
+        return {c: s["kind"] for c, s in self.columns.items() if c != self.target}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataProfile:
+        return cls(**d)
+
+
+def check_target(df: pd.DataFrame, target: str, what: str = "data") -> None:
+    if target not in df.columns:
+        cols = ", ".join(map(str, df.columns[:30])) + (" ..." if df.shape[1] > 30 else "")
+        raise DataError(f"target column '{target}' is not in {what}; its columns are: {cols}")
+    if df[target].notna().sum() == 0:
+        raise DataError(f"target column '{target}' is missing in every row; "
+                        "choose a column that holds the labels")
+    if df.shape[1] < 2:
+        raise DataError(f"{what} has only the target column '{target}'; add feature columns")
+
+
+def infer_task(y: pd.Series, requested: str = "auto") -> tuple[str, str]:
+    """(task, reason) for a target with its missing rows removed."""
+    distinct = y.nunique()
+    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+    if requested != "auto":
+        if requested not in TASKS:
+            raise DataError(f"--task must be one of auto, {', '.join(TASKS)}; got '{requested}'")
+        if requested == "regression" and not numeric:
+            raise DataError(f"--task regression needs a numeric target, but '{y.name}' holds "
+                            f"values like {y.iloc[0]!r}; use --task auto for classification")
+        if requested != "regression" and distinct < 2:
+            raise DataError(f"target '{y.name}' has a single class ({y.iloc[0]!r}); "
+                            "a classifier needs at least two")
+        if requested == "binary" and distinct != 2:
+            raise DataError(f"--task binary needs exactly 2 classes; '{y.name}' has {distinct}")
+        return requested, f"set by the user (--task {requested})"
+    if distinct < 2:
+        raise DataError(f"target '{y.name}' has a single value ({y.iloc[0]!r}) in every row; "
+                        "there is nothing to learn: choose another target")
+    if not numeric:
+        task = "binary" if distinct == 2 else "multiclass"
+        return task, f"the target holds {distinct} distinct non-numeric labels"
+    integral = bool(np.all(np.mod(y.to_numpy(dtype=float), 1) == 0))
+    if distinct == 2:
+        return "binary", "the target takes exactly two values"
+    if integral and distinct <= min(MAX_CLASSES_FROM_INTEGERS, max(3, len(y) // 10)):
+        return "multiclass", (f"the target holds {distinct} distinct integers "
+                              f"(≤ {MAX_CLASSES_FROM_INTEGERS}): read as class labels")
+    return "regression", f"the target is numeric with {distinct} distinct values"
+
+
+def profile_table(df: pd.DataFrame, target: str, task: str = "auto", *,
+                  dropped_target_missing: int = 0) -> DataProfile:
+    """Profile ``df``, whose rows all have a target (the caller drops and counts the others)."""
+    check_target(df, target)
+    task, task_reason = infer_task(df[target], task)
+    kinds = infer_kinds(df.drop(columns=[target]))
+    columns = {c: _column_stats(df[c], kinds[c]) for c in kinds}
+    columns[target] = _column_stats(df[target], "target")
+    constant = [c for c in kinds if columns[c]["distinct"] <= 1]
+    return DataProfile(
+        n_rows=len(df),
+        n_columns=df.shape[1],
+        target=target,
+        task=task,
+        task_reason=task_reason,
+        columns=columns,
+        target_summary=_target_summary(df[target], task),
+        duplicate_rows=int(df.duplicated().sum()),
+        constant_columns=constant,
+        id_like_columns=[c for c, k in kinds.items() if k == "id"],
+        text_columns=[c for c, k in kinds.items() if k == "text"],
+        leak_suspects=_leak_suspects(df, target, task, kinds, set(constant)),
+        dropped_target_missing=dropped_target_missing,
+    )
+
+
+def _column_stats(s: pd.Series, kind: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": kind,
+        "dtype": str(s.dtype),
+        "missing_share": float(s.isna().mean()),
+        "distinct": int(s.nunique()),
+    }
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        v = s.to_numpy(dtype=float)
+        finite = v[np.isfinite(v)]
+        out["n_infinite"] = int(np.isinf(v).sum())
+        if finite.size:
+            out.update(mean=float(finite.mean()), std=float(finite.std()),
+                       min=float(finite.min()), max=float(finite.max()))
+    elif kind in ("categorical", "boolean", "target"):
+        top = s.astype(str).value_counts().head(5)
+        out["top"] = {str(k): int(v) for k, v in top.items()}
+    return out
+
+
+def _target_summary(y: pd.Series, task: str) -> dict[str, Any]:
+    if task == "regression":
+        v = y.to_numpy(dtype=float)
+        return {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()),
+                "max": float(v.max())}
+    counts = y.value_counts()
+    return {
+        "classes": {str(k): int(v) for k, v in counts.sort_index().items()},
+        "majority_share": float(counts.iloc[0] / counts.sum()),
+        "minority_share": float(counts.iloc[-1] / counts.sum()),
+    }
+
+
+def _leak_suspects(df, target, task, kinds, skip, *, max_rows=100_000, max_bins=20,
+                   min_acc=0.99, min_error_cut=0.9, min_eta2=0.98) -> list[dict[str, Any]]:
+    """Features that alone predict the target almost perfectly.
+
+    Each candidate is cut into at most ``max_bins`` groups (quantile bins, or its own levels
+    for a categorical); predicting each group's majority class (or mean) from that single
+    feature is a look-up table. With ten rows per group at least, the table cannot simply
+    memorise rows, so a near-perfect score means the feature carries the answer."""
+    if len(df) > max_rows:
+        df = df.sample(max_rows, random_state=0)
+    bins = min(max_bins, len(df) // 10)
+    if bins < 2:
+        return []
+    y = df[target]
+    out = []
+    for col, kind in kinds.items():
+        if col in skip or kind in ("id", "text"):
+            continue
+        groups = _group_codes(df[col], kind, bins)
+        if groups is None:
+            continue
+        if task == "regression":
+            yv = y.astype(float)
+            within = yv.groupby(groups).transform("mean")
+            eta2 = 1 - float(((yv - within) ** 2).sum() / max(((yv - yv.mean()) ** 2).sum(), 1e-12))
+            if eta2 >= min_eta2:
+                out.append({"column": col, "metric": "eta_squared", "score": round(eta2, 4)})
+            continue
+        hits = pd.crosstab(groups, y).max(axis=1).sum()
+        acc = float(hits / len(y))
+        base = float(y.value_counts(normalize=True).iloc[0])
+        if acc >= min_acc and (1 - acc) <= (1 - min_error_cut) * (1 - base):
+            out.append({"column": col, "metric": "single_feature_accuracy",
+                        "score": round(acc, 4), "majority_share": round(base, 4)})
+    return out
+
+
+def _group_codes(s: pd.Series, kind: str, bins: int) -> pd.Series | None:
+    if kind in ("numeric", "boolean") and pd.api.types.is_numeric_dtype(s):
+        v = s.replace([np.inf, -np.inf], np.nan)
+        if v.nunique() > bins:
+            return pd.qcut(v, bins, labels=False, duplicates="drop").fillna(-1)
+        return v.fillna(-1)
+    if s.nunique() > bins:
+        return None  # too many levels for a fair look-up table
+    return s.astype(str)
+
+
+def split_overlap(train: pd.DataFrame, others: dict[str, pd.DataFrame], features: list[str]
+                  ) -> dict[str, Any]:
+    """Rows of each other split whose feature values also appear in the training split."""
+    def row_hash(d: pd.DataFrame) -> pd.Series:
+        return pd.util.hash_pandas_object(d[features], index=False)
+
+    seen = row_hash(train).to_numpy()
+    out: dict[str, Any] = {"train_rows": len(train)}
+    for name, d in others.items():
+        shared = int(np.isin(row_hash(d).to_numpy(), seen).sum())
+        out[f"{name}_rows"] = len(d)
+        out[f"{name}_rows_also_in_train"] = shared
+    return out

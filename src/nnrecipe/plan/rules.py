@@ -1,0 +1,323 @@
+"""The advisor: rules that choose each plan value from the data profile, with a reason.
+
+Each rule is a small function ``rule(ctx) -> Decision``; the registry ``RULES`` lists them
+in the order they run (later rules read earlier decisions through ``ctx``). A value the user
+set wins over the rule, and the plan says so. The rules choose defaults; they don't forbid
+experiments: any valid value may be set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..data.preprocess import categorical_encoding, embedding_dim
+from ..data.profile import DataProfile
+from ..errors import PlanError
+from .schema import Decision, Plan, validate_overrides
+
+__all__ = ["make_plan", "add_parameter_count", "RULES", "INIT_FOR_ACTIVATION"]
+
+INIT_FOR_ACTIVATION = {
+    "relu": "he_normal", "leaky_relu": "he_normal", "prelu": "he_normal", "rrelu": "he_normal",
+    "gelu": "he_normal", "elu": "lecun_normal", "selu": "lecun_normal",
+    "tanh": "glorot_uniform", "sigmoid": "glorot_uniform",
+}
+DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3, "nadam": 2e-3, "adamax": 2e-3,
+              "rmsprop": 1e-3, "adagrad": 0.01, "adadelta": 1.0}
+MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+BETAS_OPTIMIZERS = ("adam", "adamw", "nadam", "adamax")
+
+
+@dataclass
+class Ctx:
+    profile: DataProfile
+    n_train: int
+    decisions: dict[str, Decision] = field(default_factory=dict)
+    derived: dict[str, Decision] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        d = self.decisions.get(key) or self.derived[key]
+        return d.value
+
+    @property
+    def task(self) -> str:
+        return self.profile.task
+
+
+Rule = Callable[[Ctx], Decision]
+
+
+# ---- data -----------------------------------------------------------------------------------
+def scale_rule(ctx: Ctx) -> Decision:
+    return Decision("standard", "inputs centred at 0 with unit variance keep the loss surface "
+                    "well conditioned, so one learning rate suits every weight", "data.zero_center")
+
+
+def drop_rule(ctx: Ctx) -> Decision:
+    p = ctx.profile
+    drop = {c: "constant: carries no information" for c in p.constant_columns}
+    drop.update({c: "id-like: unique per row, it can only be memorised" for c in p.id_like_columns
+                 if c not in drop})
+    drop.update({c: "free text: the tabular network does not read text" for c in p.text_columns
+                 if c not in drop})
+    reason = (f"dropping {len(drop)} column(s): " + "; ".join(f"{c} ({r})" for c, r in drop.items())
+              if drop else "every column is usable")
+    return Decision(drop, reason, "data.drop_unusable")
+
+
+def inputs_rule(ctx: Ctx) -> Decision:
+    """Width of the network's input, estimated from the profile as the preprocessor will
+    encode it (the exact count comes from the fitted preprocessor)."""
+    n, parts = 0, {"numeric": 0, "onehot": 0, "embedding": 0}
+    for col, kind in ctx.profile.feature_kinds.items():
+        if col in ctx["data.drop"]:
+            continue
+        stats = ctx.profile.columns[col]
+        extra = 1 if stats["missing_share"] > 0 else 0
+        if kind in ("numeric", "boolean"):
+            k = 1 + extra
+            parts["numeric"] += k
+        elif kind == "datetime":
+            k = 4 + extra
+            parts["numeric"] += k
+        else:
+            levels = stats["distinct"] + extra
+            if categorical_encoding(levels) == "onehot":
+                k = levels
+                parts["onehot"] += k
+            else:
+                k = embedding_dim(levels)
+                parts["embedding"] += k
+        n += k
+    return Decision(n, f"{parts['numeric']} numeric, {parts['onehot']} one-hot and "
+                    f"{parts['embedding']} embedding inputs", "data.encode")
+
+
+# ---- task, output and loss ------------------------------------------------------------------
+def task_rule(ctx: Ctx) -> Decision:
+    return Decision(ctx.task, ctx.profile.task_reason, "task.from_target")
+
+
+def loss_rule(ctx: Ctx) -> Decision:
+    name = {"binary": "bce", "multiclass": "cross_entropy", "regression": "mse"}[ctx.task]
+    reason = {
+        "bce": "binary target: one logit with binary cross-entropy on logits (the sigmoid "
+               "inside the loss is numerically stable)",
+        "cross_entropy": "multiclass target: one logit per class with cross-entropy on integer "
+                         "labels (sparse categorical cross-entropy)",
+        "mse": "regression: mean squared error",
+    }[name]
+    return Decision(name, reason, f"loss.{ctx.task}")
+
+
+def output_activation_rule(ctx: Ctx) -> Decision:
+    loss = ctx["loss.name"]
+    if ctx.task != "regression":
+        if loss in ("bce", "cross_entropy"):
+            return Decision("linear", f"the network outputs logits; {loss} applies the "
+                            f"{'sigmoid' if loss == 'bce' else 'softmax'} itself",
+                            "output.logits_for_ce")
+        act = "sigmoid" if ctx.task == "binary" else "softmax"
+        return Decision(act, f"{loss} on class targets compares probabilities, so the output "
+                        f"goes through {act}", "output.probabilities")
+    t = ctx.profile.target_summary
+    if t["min"] >= 0 and t["max"] <= 1:
+        return Decision("sigmoid", f"the target lies in [0, 1] (min {t['min']:.3g}, max "
+                        f"{t['max']:.3g}): a sigmoid output cannot leave that range",
+                        "output.bounded")
+    if t["min"] > 0:
+        return Decision("softplus", f"the target is strictly positive (min {t['min']:.3g}): a "
+                        "softplus output is always > 0", "output.positive")
+    return Decision("linear", "unbounded real-valued target: linear output", "output.linear")
+
+
+def n_outputs_rule(ctx: Ctx) -> Decision:
+    if ctx.task == "regression":
+        return Decision(1, "one value per row", "output.units")
+    n_classes = len(ctx.profile.target_summary["classes"])
+    if ctx.task == "binary" and ctx["loss.name"] != "cross_entropy":
+        return Decision(1, "one unit: the probability of the positive class", "output.units")
+    return Decision(n_classes, f"one unit per class ({n_classes})", "output.units")
+
+
+# ---- architecture ---------------------------------------------------------------------------
+def hidden_layers_rule(ctx: Ctx) -> Decision:
+    n = ctx.n_train
+    depth = 1 if n < 500 else 2 if n < 20_000 else 3 if n < 500_000 else 4
+    return Decision(depth, f"{n} training rows: {depth} hidden layer(s) (the notes: start "
+                    "with 1-5; more data supports more depth)", "model.depth_by_rows")
+
+
+def width_rule(ctx: Ctx) -> Decision:
+    n_in = ctx["data.n_inputs"]
+    width = min(128, max(16, 2 ** math.ceil(math.log2(max(2 * n_in, 1)))))
+    why = f"about twice the {n_in} inputs, as a power of two in [16, 128]"
+    if ctx.n_train < 1000 and width > 32:
+        width, why = 32, f"{ctx.n_train} training rows: capped at 32 so the net cannot memorise"
+    return Decision(width, f"{width} units in every hidden layer ({why})", "model.width_by_inputs")
+
+
+def activation_rule(ctx: Ctx) -> Decision:
+    return Decision("relu", "ReLU first: it works well most of the time and does not saturate",
+                    "model.relu_first")
+
+
+def init_rule(ctx: Ctx) -> Decision:
+    act = ctx["model.activation"]
+    init = INIT_FOR_ACTIVATION[act]
+    family = {"he_normal": "He", "lecun_normal": "LeCun", "glorot_uniform": "Glorot"}[init]
+    return Decision(init, f"{family} initialisation keeps the signal's variance steady through "
+                    f"{act} layers", "model.init_follows_activation")
+
+
+def batchnorm_rule(ctx: Ctx) -> Decision:
+    if ctx["model.hidden_layers"] == 0:
+        return Decision(False, "no hidden layer to normalise", "model.batchnorm")
+    return Decision(True, "BatchNorm before each activation keeps pre-activations centred and "
+                    "scaled (faster, steadier training)", "model.batchnorm")
+
+
+def dropout_rule(ctx: Ctx) -> Decision:
+    n = ctx.n_train
+    rate = 0.1 if n >= 100_000 else 0.2 if n >= 5_000 else 0.3
+    if ctx["model.width"] >= 128 and rate < 0.5:
+        rate += 0.1
+    where = ("after the last hidden block only (dropout before a BatchNorm layer shifts its "
+             "variance)" if ctx["model.batchnorm"] else "after each hidden activation")
+    return Decision(round(rate, 2), f"{n} training rows and width {ctx['model.width']}: "
+                    f"dropout {rate:.1f}, {where}", "model.dropout_by_size")
+
+
+# ---- optimisation ---------------------------------------------------------------------------
+def optimizer_rule(ctx: Ctx) -> Decision:
+    return Decision("adam", "Adam first: adaptive, forgiving of a less than ideal learning rate",
+                    "optimizer.adam_first")
+
+
+def lr_rule(ctx: Ctx) -> Decision:
+    opt = ctx["optimizer.name"]
+    return Decision(DEFAULT_LR[opt], f"the usual starting learning rate for {opt}",
+                    "optimizer.default_lr")
+
+
+def momentum_rule(ctx: Ctx) -> Decision:
+    if ctx["optimizer.name"] == "sgd":
+        return Decision(0.9, "SGD with momentum 0.9 damps oscillation", "optimizer.momentum")
+    return Decision(0.0, "not used by this optimizer" if ctx["optimizer.name"] != "rmsprop"
+                    else "plain RMSprop", "optimizer.momentum")
+
+
+def batch_size_rule(ctx: Ctx) -> Decision:
+    n = ctx.n_train
+    bs = 32 if n >= 1000 else 16 if n >= 200 else 8
+    why = ("small batches (32) generalise better and train stably" if bs == 32 else
+           f"only {n} training rows: {bs} per batch still gives {math.ceil(n / bs)} updates "
+           "an epoch")
+    return Decision(bs, why, "train.small_batch")
+
+
+def max_epochs_rule(ctx: Ctx) -> Decision:
+    steps = max(1, math.ceil(ctx.n_train / ctx["train.batch_size"]))
+    epochs = int(min(500, max(20, 50_000 // steps)))
+    return Decision(epochs, f"generous ({epochs} epochs, about {epochs * steps} updates): "
+                    "early stopping ends training when validation stops improving",
+                    "train.many_epochs")
+
+
+def patience_rule(ctx: Ctx) -> Decision:
+    p = 10 if ctx["train.max_epochs"] >= 50 else 5
+    return Decision(p, f"stop after {p} epochs without a better validation loss and restore "
+                    "the best checkpoint", "train.early_stopping")
+
+
+def _const(value: Any, reason: str, rule: str) -> Rule:
+    return lambda ctx: Decision(value, reason, rule)
+
+
+# (key, rule, derived?) in evaluation order.
+RULES: tuple[tuple[str, Rule, bool], ...] = (
+    ("task", task_rule, True),
+    ("seed", _const(0, "fixed so a rerun gives the same numbers", "seed.fixed"), False),
+    ("data.scale", scale_rule, False),
+    ("data.drop", drop_rule, True),
+    ("data.n_inputs", inputs_rule, True),
+    ("loss.name", loss_rule, False),
+    ("model.output_activation", output_activation_rule, False),
+    ("model.n_outputs", n_outputs_rule, True),
+    ("model.hidden_layers", hidden_layers_rule, False),
+    ("model.width", width_rule, False),
+    ("model.activation", activation_rule, False),
+    ("model.init", init_rule, False),
+    ("model.init_scale", _const(1.0, "the initialisation's own scale", "model.init"), False),
+    ("model.bias_init", _const(0.0, "biases start at zero", "model.init"), False),
+    ("model.batchnorm", batchnorm_rule, False),
+    ("model.dropout", dropout_rule, False),
+    ("optimizer.name", optimizer_rule, False),
+    ("optimizer.lr", lr_rule, False),
+    ("optimizer.momentum", momentum_rule, False),
+    ("optimizer.nesterov", _const(False, "plain momentum", "optimizer.momentum"), False),
+    ("optimizer.betas", _const([0.9, 0.999], "Adam's defaults", "optimizer.adam_betas"), False),
+    ("optimizer.weight_decay", _const(0.0, "dropout and early stopping regularise first",
+                                      "regularization.start_without"), False),
+    ("regularization.l1", _const(0.0, "rarely needed for networks", "regularization.l1"), False),
+    ("train.batch_size", batch_size_rule, False),
+    ("train.max_epochs", max_epochs_rule, False),
+    ("train.early_stopping.patience", patience_rule, False),
+    ("train.grad_clip.kind", _const("none", "no sign of exploding gradients yet",
+                                    "train.grad_clip"), False),
+    ("train.grad_clip.max", _const(1.0, "the usual threshold when clipping is on",
+                                   "train.grad_clip"), False),
+)
+
+
+def make_plan(profile: DataProfile, n_train: int, overrides: Mapping[str, Any] | None = None
+              ) -> Plan:
+    """Run every rule; a user's override replaces the rule's value. Raises PlanError."""
+    values = validate_overrides(overrides)
+    ctx = Ctx(profile, n_train)
+    for key, rule, derived in RULES:
+        if key in values:
+            shown = ",".join(map(str, values[key])) if isinstance(values[key], list) else values[key]
+            d = Decision(values[key], f"set by the user (--set {key}={shown})", "user")
+        else:
+            d = rule(ctx)
+        (ctx.derived if derived else ctx.decisions)[key] = d
+    _check_combinations(ctx, values)
+    return Plan(ctx.decisions, ctx.derived)
+
+
+def _check_combinations(ctx: Ctx, given: Mapping[str, Any]) -> None:
+    problems = []
+    loss, task, opt = ctx["loss.name"], ctx.task, ctx["optimizer.name"]
+    if task == "regression" and loss in ("bce", "cross_entropy"):
+        problems.append(f"loss.name={loss} needs class labels, but the task is regression; "
+                        "use mse, huber or mae")
+    if ctx["optimizer.nesterov"] and (opt != "sgd" or ctx["optimizer.momentum"] <= 0):
+        problems.append("optimizer.nesterov=true needs optimizer.name=sgd with "
+                        "optimizer.momentum > 0")
+    if "optimizer.momentum" in given and opt not in MOMENTUM_OPTIMIZERS:
+        problems.append(f"optimizer.momentum applies to {', '.join(MOMENTUM_OPTIMIZERS)}, "
+                        f"not {opt}")
+    if "optimizer.betas" in given and opt not in BETAS_OPTIMIZERS:
+        problems.append(f"optimizer.betas applies to {', '.join(BETAS_OPTIMIZERS)}, not {opt}")
+    if problems:
+        raise PlanError("; ".join(problems))
+
+
+def add_parameter_count(plan: Plan, n_params: int, n_train: int) -> Plan:
+    """Compare the built network's size with the data (the notes: keep it in mind)."""
+    ratio = n_params / max(n_train, 1)
+    if ratio > 10:
+        advice = ("far more parameters than rows: expect overfitting; dropout, early stopping "
+                  "and weight decay hold it back, and a smaller width is the first thing to try")
+    elif ratio < 0.01 and n_train >= 10_000:
+        advice = ("a small network for this much data: it may underfit; more width or depth "
+                  "can be afforded")
+    else:
+        advice = "in proportion to the data"
+    return plan.with_derived("model.parameters", Decision(
+        n_params, f"{n_params:,} trainable parameters for {n_train:,} training rows "
+        f"({ratio:.2g} per row): {advice}", "model.parameters_vs_rows"))

@@ -1,0 +1,204 @@
+"""The plan: every training decision as ``{value, reason, rule}``, and the keys a user may set.
+
+Keys are dotted (``optimizer.lr``). Values given with ``--set key=value`` or
+``overrides={...}`` are checked here, at the edge, all at once: one error lists every
+problem. Inner code trusts a plan's values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from ..errors import PlanError
+
+__all__ = ["Decision", "Plan", "KEYS", "parse_set_options", "validate_overrides",
+           "ACTIVATIONS", "INITS", "OUTPUT_ACTIVATIONS", "LOSSES", "OPTIMIZERS"]
+
+ACTIVATIONS = ("relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "gelu", "tanh", "sigmoid")
+INITS = ("auto", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "lecun_normal",
+         "normal", "uniform", "zeros")
+OUTPUT_ACTIVATIONS = ("auto", "linear", "sigmoid", "softmax", "tanh", "softplus", "relu")
+LOSSES = ("auto", "bce", "cross_entropy", "mse", "huber", "mae")
+OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "adadelta")
+GRAD_CLIP = ("none", "value", "norm", "global_norm")
+SCALES = ("standard", "minmax", "none")
+
+
+@dataclass(frozen=True)
+class Decision:
+    value: Any
+    reason: str
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "reason": self.reason, "rule": self.rule}
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    kind: str  # int | float | bool | choice | betas
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: value must be > low (not >=)
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "betas":
+            return "two numbers in [0, 1), e.g. 0.9,0.999"
+        lo = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
+        hi = "" if self.high is None else f"{'<' if self.high_open else '<='} {self.high:g}"
+        return f"{'an integer' if self.kind == 'int' else 'a number'} {lo}{' and ' if lo and hi else ''}{hi}".strip()
+
+
+def _num(kind, low=None, high=None, *, low_open=False, high_open=False, help=""):
+    return KeySpec(kind, low, high, low_open, high_open, help=help)
+
+
+KEYS: Mapping[str, KeySpec] = MappingProxyType({
+    "model.hidden_layers": _num("int", 0, 64, help="hidden layers; 0 is a linear model"),
+    "model.width": _num("int", 1, 8192, help="units in each hidden layer"),
+    "model.activation": KeySpec("choice", choices=ACTIVATIONS, help="hidden activation"),
+    "model.init": KeySpec("choice", choices=INITS, help="weight initialisation"),
+    "model.init_scale": _num("float", 0, 1000, low_open=True, help="multiplies initial weights"),
+    "model.bias_init": _num("float", -1e6, 1e6, help="initial value of every bias"),
+    "model.batchnorm": KeySpec("bool", help="BatchNorm before each hidden activation"),
+    "model.dropout": _num("float", 0, 1, high_open=True, help="dropout rate"),
+    "model.output_activation": KeySpec("choice", choices=OUTPUT_ACTIVATIONS),
+    "loss.name": KeySpec("choice", choices=LOSSES),
+    "optimizer.name": KeySpec("choice", choices=OPTIMIZERS),
+    "optimizer.lr": _num("float", 0, 100, low_open=True, help="learning rate"),
+    "optimizer.momentum": _num("float", 0, 1, high_open=True, help="SGD/RMSprop momentum"),
+    "optimizer.nesterov": KeySpec("bool", help="Nesterov momentum (SGD)"),
+    "optimizer.betas": KeySpec("betas", help="Adam-family betas"),
+    "optimizer.weight_decay": _num("float", 0, 10, help="L2 penalty / decoupled decay"),
+    "regularization.l1": _num("float", 0, 10, help="L1 penalty on weights"),
+    "train.batch_size": _num("int", 1, 10_000_000),
+    "train.max_epochs": _num("int", 1, 100_000),
+    "train.early_stopping.patience": _num("int", 0, 100_000, help="0 turns it off"),
+    "train.grad_clip.kind": KeySpec("choice", choices=GRAD_CLIP),
+    "train.grad_clip.max": _num("float", 0, 1e9, low_open=True),
+    "data.scale": KeySpec("choice", choices=SCALES),
+    "seed": _num("int", 0, 2**32 - 1),
+})
+
+
+def parse_set_options(items: list[str] | None) -> dict[str, str]:
+    """``["a.b=1", ...]`` from the CLI into ``{"a.b": "1"}`` (values checked later)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PlanError(f"--set expects key=value, got '{item}' (e.g. --set optimizer.lr=0.01)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def validate_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Typed values for ``overrides``, or PlanError listing every problem."""
+    problems, out = [], {}
+    for key, raw in (overrides or {}).items():
+        spec = KEYS.get(key)
+        if spec is None:
+            problems.append(f"unknown plan key '{key}'")
+            continue
+        try:
+            out[key] = _coerce(key, raw, spec)
+        except ValueError:
+            problems.append(f"'{key}' must be {spec.describe()}, got {raw!r}")
+    if any(p.startswith("unknown") for p in problems):
+        problems.append("valid keys: " + ", ".join(KEYS))
+    if problems:
+        raise PlanError("; ".join(problems))
+    return out
+
+
+def _coerce(key: str, raw: Any, spec: KeySpec) -> Any:
+    if spec.kind == "choice":
+        value = str(raw).strip().lower()
+        if value not in spec.choices:
+            raise ValueError
+        return value
+    if spec.kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("true", "yes", "on", "1"):
+            return True
+        if text in ("false", "no", "off", "0"):
+            return False
+        raise ValueError
+    if spec.kind == "betas":
+        parts = raw if isinstance(raw, list | tuple) else str(raw).strip("[]() ").split(",")
+        b = [float(p) for p in parts]
+        if len(b) != 2 or not all(0 <= x < 1 for x in b):
+            raise ValueError
+        return b
+    if isinstance(raw, bool):
+        raise ValueError
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError
+    if spec.kind == "int":
+        if value != int(value):
+            raise ValueError
+        value = int(value)
+    if spec.low is not None and (value < spec.low or (spec.low_open and value == spec.low)):
+        raise ValueError
+    if spec.high is not None and (value > spec.high or (spec.high_open and value == spec.high)):
+        raise ValueError
+    return value
+
+
+class Plan:
+    """A frozen set of decisions. ``plan["optimizer.lr"]`` is the value; ``plan.decisions``
+    has the reasons. ``derived`` holds facts the rules computed (task, input width, parameter
+    count) that cannot be set."""
+
+    def __init__(self, decisions: Mapping[str, Decision], derived: Mapping[str, Decision]):
+        self._decisions = MappingProxyType(dict(decisions))
+        self._derived = MappingProxyType(dict(derived))
+
+    @property
+    def decisions(self) -> Mapping[str, Decision]:
+        return self._decisions
+
+    @property
+    def derived(self) -> Mapping[str, Decision]:
+        return self._derived
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._decisions:
+            return self._decisions[key].value
+        return self._derived[key].value
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._decisions or key in self._derived
+
+    def with_derived(self, key: str, decision: Decision) -> Plan:
+        return Plan(self._decisions, {**self._derived, key: decision})
+
+    def overrides(self) -> dict[str, Any]:
+        """The settable values, as overrides that rebuild this plan."""
+        return {k: d.value for k, d in self._decisions.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"decisions": {k: d.to_dict() for k, d in self._decisions.items()},
+                "derived": {k: d.to_dict() for k, d in self._derived.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Plan:
+        return cls({k: Decision(**v) for k, v in d["decisions"].items()},
+                   {k: Decision(**v) for k, v in d["derived"].items()})
+
+    def __repr__(self) -> str:
+        return f"Plan({', '.join(f'{k}={d.value!r}' for k, d in self._decisions.items())})"

@@ -1,0 +1,84 @@
+"""summary.md: the plan's key choices, the test metrics against the baseline, the files."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..api import Run
+
+__all__ = ["render_summary", "key_choices", "metric_rows"]
+
+KEY_CHOICES = ("task", "model.hidden_layers", "model.width", "model.activation", "model.init",
+               "model.batchnorm", "model.dropout", "model.output_activation", "loss.name",
+               "optimizer.name", "optimizer.lr", "train.batch_size",
+               "train.early_stopping.patience", "model.parameters")
+# metrics shown in the summary table, in this order, and whether higher is better
+SHOWN = {"accuracy": True, "balanced_accuracy": True, "f1_macro": True, "roc_auc": True,
+         "log_loss": False, "mae": False, "rmse": False, "r2": True}
+
+
+def key_choices(plan: Any) -> list[tuple[str, Any, str]]:
+    rows = []
+    for key in KEY_CHOICES:
+        d = plan.decisions.get(key) or plan.derived.get(key)
+        if d is not None:
+            rows.append((key, d.value, d.reason))
+    return rows
+
+
+def metric_rows(evaluation: dict[str, Any]) -> list[tuple[str, float, float | None, bool]]:
+    """(metric, model, baseline, model_is_better) for the metrics worth showing."""
+    model, base = evaluation["metrics"], evaluation["baseline"]["metrics"]
+    rows = []
+    for name, higher in SHOWN.items():
+        if name in model and model[name] is not None:
+            b = base.get(name)
+            better = b is None or (model[name] > b if higher else model[name] < b)
+            rows.append((name, model[name], b, better))
+    return rows
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return ", ".join(v) or "none"
+    return str(v)
+
+
+def render_summary(run: Run) -> str:
+    ev, plan, prof = run.evaluation, run.plan, run.profile
+    main = ev["main_metric"]
+    m, b = ev["metrics"][main], ev["baseline"]["metrics"][main]
+    verdict = next(better for name, _, _, better in metric_rows(ev) if name == main)
+    lines = [
+        f"# nnrecipe run: {prof.target} ({plan['task']})",
+        "",
+        f"**Result.** On {ev['n_rows']} held-out test rows the network's {main} is {m:.4g}; "
+        f"the dumb baseline ({ev['baseline']['name'].replace('_', ' ')}) scores {b:.4g}. "
+        + ("The network learned something the baseline does not know." if verdict else
+           "The network does **not** beat the baseline: it has not learned from the inputs."),
+        "",
+        f"Data: {prof.n_rows} rows, {prof.n_columns - 1} feature columns; "
+        f"splits {prof.splits.get('train')}/{prof.splits.get('val')}/{prof.splits.get('test')} "
+        f"(train/val/test; {prof.splits.get('how')}).",
+        f"Training: {ev.get('training', {}).get('epochs')} epochs, "
+        f"{ev.get('training', {}).get('stop_reason')}.",
+        "",
+        "## Test metrics",
+        "",
+        "| metric | network | baseline |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {n} | {v:.4g} | {'' if bv is None else f'{bv:.4g}'} |"
+              for n, v, bv, _ in metric_rows(ev)]
+    lines += ["", "## Key choices", "", "| decision | value | why |", "|---|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} | {r} |" for k, v, r in key_choices(plan)]
+    if prof.leak_suspects:
+        lines += ["", "**Leak suspects** (a single column predicts the target almost perfectly): "
+                  + ", ".join(f"{s['column']} ({s['score']})" for s in prof.leak_suspects)]
+    lines += ["", "## Files", "", f"Run directory: `{run.path}`", "",
+              "plan.yaml (every decision and why) · profile.json · metrics.jsonl · "
+              "evaluation.json · model.pt · preprocess.json · checkpoints/", ""]
+    return "\n".join(lines)

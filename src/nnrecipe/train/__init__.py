@@ -1,0 +1,10 @@
+"""Training: the loop, optimizers, losses, checkpoints and the watcher protocol."""
+
+from .callbacks import TrainState, Watcher
+from .early_stopping import EarlyStopping
+from .losses import make_loss, target_tensor
+from .loop import History, fit, predict_batches
+from .optim import make_optimizer
+
+__all__ = ["EarlyStopping", "History", "TrainState", "Watcher", "fit", "make_loss",
+           "make_optimizer", "predict_batches", "target_tensor"]

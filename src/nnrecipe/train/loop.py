@@ -1,0 +1,181 @@
+"""One readable training loop.
+
+    for each epoch:
+        1. shuffle the training rows once (one gather), then slice contiguous batches
+        2. for each batch: forward → loss (+ L1) → backward → clip → step
+        3. evaluate on the validation split (no grad, in chunks)
+        4. log the epoch to metrics.jsonl, save checkpoints/last.pt (and best.pt)
+        5. watchers see the epoch; early stopping or a watcher may stop here
+    restore the best weights (lowest validation loss)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..plan import Plan
+from ..runs import RUN_FILES, atomic_write_text, json_safe
+from .callbacks import TrainState, Watcher
+from .checkpoint import save_checkpoint
+from .early_stopping import EarlyStopping
+from .optim import make_optimizer
+from .progress import TrainProgress
+
+__all__ = ["History", "fit", "predict_batches"]
+
+EVAL_CHUNK = 65_536  # rows per forward pass when evaluating: bounds memory on big splits
+
+
+@dataclass
+class History:
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    stop_reason: str = ""
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "stop_reason": self.stop_reason,
+                "best_epoch": self.best_epoch, "best_val_loss": self.best_val_loss,
+                "seconds": self.seconds}
+
+
+@torch.no_grad()
+def predict_batches(model: nn.Module, x: torch.Tensor, chunk: int = EVAL_CHUNK) -> torch.Tensor:
+    """Outputs for ``x`` in eval mode, ``chunk`` rows at a time; (N, n_outputs)."""
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+    model.train(was_training)
+    return out
+
+
+def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
+        val: tuple[torch.Tensor, torch.Tensor] | None, *, loss_fn: nn.Module,
+        val_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None = None,
+        main_metric: str | None = None, watchers: Sequence[Watcher] = (),
+        run_dir: Path | None = None, progress: bool = True) -> History:
+    """Train ``model`` in place by ``plan``; return the history. ``train``/``val`` are
+    (x, y) tensors already shaped for ``loss_fn``."""
+    torch.manual_seed(plan["seed"])  # dropout / RReLU draws
+    gen = torch.Generator().manual_seed(plan["seed"])  # shuffling
+    optimizer = make_optimizer(plan, model.parameters())
+    bs, max_epochs = plan["train.batch_size"], plan["train.max_epochs"]
+    l1 = plan["regularization.l1"]
+    l1_params = [p for n, p in model.named_parameters() if p.dim() > 1]  # weights, not biases
+    clip = _clipper(plan["train.grad_clip.kind"], plan["train.grad_clip.max"])
+    params = [p for p in model.parameters() if p.requires_grad]
+    watchers = list(watchers)
+    if plan["train.early_stopping.patience"] > 0 and val is not None:
+        watchers.append(EarlyStopping(plan["train.early_stopping.patience"]))
+    step_watchers = [w for w in watchers if w.wants_steps]
+
+    x, y = train
+    n = len(x)
+    n_used = n - 1 if n % bs == 1 and n > 1 else n  # a batch of one breaks BatchNorm
+    steps_per_epoch = math.ceil(n_used / bs)
+    state = TrainState(model=model, optimizer=optimizer, plan=plan, max_epochs=max_epochs)
+    history, best_state, lines = History(), None, []
+    t_start = time.perf_counter()
+    for w in watchers:
+        w.on_train_begin(state)
+
+    with TrainProgress(max_epochs, steps_per_epoch, main_metric, enabled=progress) as bar:
+        for epoch in range(1, max_epochs + 1):
+            t0 = time.perf_counter()
+            state.epoch = epoch
+            model.train()
+            # 1. one gather per epoch; batches below are contiguous views
+            perm = torch.randperm(n, generator=gen)
+            xs, ys = x[perm], y[perm]                       # (N, F), (N,) or (N, k)
+            total = torch.zeros(())
+            for k, i in enumerate(range(0, n_used, bs), start=1):
+                xb, yb = xs[i:i + bs], ys[i:i + bs]          # (B, F), (B, ...)
+                if step_watchers:
+                    state.batch = (xb, yb)
+                    for w in step_watchers:
+                        w.before_step(state)
+                # 2. forward, loss, backward, clip, step
+                loss = loss_fn(model(xb), yb)
+                if l1:
+                    loss = loss + l1 * sum(p.abs().sum() for p in l1_params)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if clip is not None:
+                    clip(params)
+                optimizer.step()
+                total += loss.detach() * len(xb)
+                state.step += 1
+                if step_watchers:
+                    state.loss = loss.detach()
+                    for w in step_watchers:
+                        w.after_step(state)
+                    if state.stop_reason:
+                        break
+                bar.step(k)
+            logs: dict[str, Any] = {"epoch": epoch, "train_loss": total.item() / n_used}
+            # 3. validation
+            if val is not None:
+                out = predict_batches(model, val[0])
+                logs["val_loss"] = loss_fn(out, val[1]).item()
+                if val_metrics is not None:
+                    logs.update({f"val_{k}": v for k, v in val_metrics(out, val[1]).items()})
+            logs["lr"] = optimizer.param_groups[0]["lr"]
+            logs["seconds"] = time.perf_counter() - t0
+            state.logs = logs
+            history.epochs.append(logs)
+            # 4. files: metrics.jsonl, last.pt, best.pt
+            improved = val is not None and math.isfinite(logs["val_loss"]) and (
+                history.best_val_loss is None or logs["val_loss"] < history.best_val_loss)
+            if improved:
+                history.best_epoch, history.best_val_loss = epoch, logs["val_loss"]
+                best_state = copy.deepcopy(model.state_dict())
+            if run_dir is not None:
+                lines.append(json.dumps(json_safe(logs)))  # NaN → null
+                atomic_write_text(Path(run_dir) / RUN_FILES["metrics"], "\n".join(lines) + "\n")
+                ckpt = dict(model=model, optimizer=optimizer, epoch=epoch, step=state.step,
+                            best_val_loss=history.best_val_loss or math.inf, generator=gen)
+                save_checkpoint(Path(run_dir) / "checkpoints" / "last.pt", **ckpt)
+                if improved:
+                    save_checkpoint(Path(run_dir) / "checkpoints" / "best.pt", **ckpt)
+            bar.epoch(logs)
+            # 5. watchers and stopping
+            if not math.isfinite(logs["train_loss"]):
+                state.request_stop(f"the training loss became {logs['train_loss']} at epoch "
+                                   f"{epoch}: training cannot recover from non-finite weights")
+            for w in watchers:
+                w.on_epoch_end(state)
+            state.history = history.epochs
+            if state.stop_reason:
+                break
+        bar.finish(len(history.epochs))
+
+    history.stop_reason = state.stop_reason or f"reached train.max_epochs ({max_epochs})"
+    if best_state is not None:
+        model.load_state_dict(best_state)
+        history.stop_reason += f"; restored the best weights (epoch {history.best_epoch})"
+    for w in watchers:
+        w.on_train_end(state)
+    history.seconds = time.perf_counter() - t_start
+    return history
+
+
+def _clipper(kind: str, max_value: float) -> Callable[[list[torch.Tensor]], None] | None:
+    if kind == "value":
+        return lambda ps: nn.utils.clip_grad_value_(ps, max_value)
+    if kind == "norm":  # each tensor on its own
+        return lambda ps: [nn.utils.clip_grad_norm_(p, max_value) for p in ps]
+    if kind == "global_norm":  # all tensors as one vector
+        return lambda ps: nn.utils.clip_grad_norm_(ps, max_value)
+    return None
+

@@ -1,0 +1,27 @@
+"""Optimizers from the plan, with the usual defaults of each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from ..plan import Plan
+
+__all__ = ["make_optimizer"]
+
+
+def make_optimizer(plan: Plan, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    name, lr, wd = plan["optimizer.name"], plan["optimizer.lr"], plan["optimizer.weight_decay"]
+    betas = tuple(plan["optimizer.betas"])
+    o = torch.optim
+    if name == "sgd":
+        return o.SGD(params, lr=lr, momentum=plan["optimizer.momentum"],
+                     nesterov=plan["optimizer.nesterov"], weight_decay=wd)
+    if name == "rmsprop":
+        return o.RMSprop(params, lr=lr, momentum=plan["optimizer.momentum"], weight_decay=wd)
+    if name in ("adam", "adamw", "nadam", "adamax"):
+        cls = {"adam": o.Adam, "adamw": o.AdamW, "nadam": o.NAdam, "adamax": o.Adamax}[name]
+        return cls(params, lr=lr, betas=betas, weight_decay=wd)
+    cls = {"adagrad": o.Adagrad, "adadelta": o.Adadelta}[name]
+    return cls(params, lr=lr, weight_decay=wd)
