@@ -151,12 +151,25 @@ def hidden_layers_rule(ctx: Ctx) -> Decision:
                     "with 1-5; more data supports more depth)", "model.depth_by_rows")
 
 
-def width_rule(ctx: Ctx) -> Decision:
-    n_in = ctx["data.n_inputs"]
+def width_rule(ctx: Ctx, *, small_data: int = 1000, per_row_small: float = 2.0,
+               per_row: float = 10.0) -> Decision:
+    """About twice the inputs (a power of two in [16, 128]), halved (down to 8) while the
+    network would have more parameters than the data can pin down: ``per_row_small`` per
+    training row under ``small_data`` rows, ``per_row`` above."""
+    n_in, depth, n_out = ctx["data.n_inputs"], ctx["model.hidden_layers"], ctx["model.n_outputs"]
     width = min(128, max(16, 2 ** math.ceil(math.log2(max(2 * n_in, 1)))))
-    why = f"about twice the {n_in} inputs, as a power of two in [16, 128]"
-    if ctx.n_train < 1000 and width > 32:
-        width, why = 32, f"{ctx.n_train} training rows: capped at 32 so the net cannot memorise"
+    budget = (per_row_small if ctx.n_train < small_data else per_row) * ctx.n_train
+
+    def params(w: int) -> int:
+        return n_in * w + max(depth - 1, 0) * w * w + w * n_out if depth else n_in * n_out
+
+    start = width
+    while width > 8 and params(width) > budget:
+        width //= 2
+    why = f"about twice the {n_in} inputs, a power of two in [16, 128]"
+    if width < start:
+        why = (f"halved from {start} to keep about {params(width):,} weights within "
+               f"{budget / ctx.n_train:g} per training row ({ctx.n_train} rows)")
     return Decision(width, f"{width} units in every hidden layer ({why})", "model.width_by_inputs")
 
 
