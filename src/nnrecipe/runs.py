@@ -51,6 +51,8 @@ os.umask(_UMASK)
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
+    if path.is_dir():  # os.replace cannot put a file over a directory
+        raise RunError(f"{path} is a directory; give a file name to write to")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

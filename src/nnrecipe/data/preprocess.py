@@ -220,15 +220,13 @@ def _as_datetime(s: pd.Series) -> pd.Series:
 
 
 def _date_part(t: pd.Series, part: str) -> pd.Series:
-    dt = t.dt
-    return {"year": dt.year, "month": dt.month, "day": dt.day, "weekday": dt.weekday,
-            "hour": dt.hour}[part].astype(float)
+    return getattr(t.dt, "day_of_week" if part == "weekday" else part).astype(float)
 
 
 def _codes(s: pd.Series, levels: list[str]) -> np.ndarray:
     """Index of each value in ``levels``; -1 for a level not seen in training."""
     v = s.astype(str).where(s.notna(), "(missing)")
-    return pd.Categorical(v, categories=levels).codes.astype(np.int64)
+    return pd.Index(levels).get_indexer(v).astype(np.int64)
 
 
 def _fit_target(y: pd.Series, task: str, activation: str) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import r2_score
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from ..errors import DataError
 from .load import infer_kinds
@@ -149,52 +151,54 @@ def _target_summary(y: pd.Series, task: str) -> dict[str, Any]:
     }
 
 
-def _leak_suspects(df, target, task, kinds, skip, *, max_rows=100_000, max_bins=20,
-                   min_acc=0.99, min_error_cut=0.9, min_eta2=0.98) -> list[dict[str, Any]]:
+def _leak_suspects(df, target, task, kinds, skip, *, max_rows=100_000, max_groups=20,
+                   min_acc=0.99, min_error_cut=0.9, min_r2=0.98) -> list[dict[str, Any]]:
     """Features that alone predict the target almost perfectly.
 
-    Each candidate is cut into at most ``max_bins`` groups (quantile bins, or its own levels
-    for a categorical); predicting each group's majority class (or mean) from that single
-    feature is a look-up table. With ten rows per group at least, the table cannot simply
-    memorise rows, so a near-perfect score means the feature carries the answer."""
+    A numeric feature gets a decision tree on that feature alone, with at most
+    ``max_groups`` leaves of at least 10 rows; a categorical one (at most ``max_groups``
+    levels) a look-up table of its levels. Neither can memorise rows, so a near-perfect
+    score means the feature carries the answer: classification accuracy ≥ ``min_acc`` with
+    at least ``min_error_cut`` of the majority baseline's errors removed, or R² ≥ ``min_r2``."""
     if len(df) > max_rows:
         df = df.sample(max_rows, random_state=0)
-    bins = min(max_bins, len(df) // 10)
-    if bins < 2:
+    if len(df) < 10 * 2:
         return []
     y = df[target]
+    y_fit = y.astype(float).to_numpy() if task == "regression" else y.astype(str).to_numpy()
+    base = 0.0 if task == "regression" else float(y.value_counts(normalize=True).iloc[0])
     out = []
     for col, kind in kinds.items():
-        if col in skip or kind in ("id", "text"):
+        if col in skip or kind in ("id", "text", "datetime"):
             continue
-        groups = _group_codes(df[col], kind, bins)
-        if groups is None:
-            continue
+        s = df[col]
+        if pd.api.types.is_numeric_dtype(s):
+            fitted = _single_feature_tree(s, y_fit, task, max_groups)
+        elif s.nunique() <= max_groups:
+            groups = s.astype(str)
+            fitted = (y.astype(float).groupby(groups).transform("mean").to_numpy()
+                      if task == "regression" else
+                      y.astype(str).groupby(groups).transform(lambda v: v.mode().iloc[0])
+                      .to_numpy())
+        else:
+            continue  # too many levels for a fair look-up table
         if task == "regression":
-            yv = y.astype(float)
-            within = yv.groupby(groups).transform("mean")
-            eta2 = 1 - float(((yv - within) ** 2).sum() / max(((yv - yv.mean()) ** 2).sum(), 1e-12))
-            if eta2 >= min_eta2:
-                out.append({"column": col, "metric": "eta_squared", "score": round(eta2, 4)})
+            r2 = float(r2_score(y_fit, fitted))
+            if r2 >= min_r2:
+                out.append({"column": col, "metric": "single_feature_r2", "score": round(r2, 4)})
             continue
-        hits = pd.crosstab(groups, y).max(axis=1).sum()
-        acc = float(hits / len(y))
-        base = float(y.value_counts(normalize=True).iloc[0])
+        acc = float(np.mean(fitted == y_fit))
         if acc >= min_acc and (1 - acc) <= (1 - min_error_cut) * (1 - base):
             out.append({"column": col, "metric": "single_feature_accuracy",
                         "score": round(acc, 4), "majority_share": round(base, 4)})
     return out
 
 
-def _group_codes(s: pd.Series, kind: str, bins: int) -> pd.Series | None:
-    if kind in ("numeric", "boolean") and pd.api.types.is_numeric_dtype(s):
-        v = s.replace([np.inf, -np.inf], np.nan)
-        if v.nunique() > bins:
-            return pd.qcut(v, bins, labels=False, duplicates="drop").fillna(-1)
-        return v.fillna(-1)
-    if s.nunique() > bins:
-        return None  # too many levels for a fair look-up table
-    return s.astype(str)
+def _single_feature_tree(s: pd.Series, y: np.ndarray, task: str, leaves: int) -> np.ndarray:
+    x = s.astype(float).replace([np.inf, -np.inf], np.nan).fillna(-1e30).to_numpy()[:, None]
+    cls = DecisionTreeRegressor if task == "regression" else DecisionTreeClassifier
+    tree = cls(max_leaf_nodes=leaves, min_samples_leaf=10, random_state=0).fit(x, y)
+    return tree.predict(x)
 
 
 def split_overlap(train: pd.DataFrame, others: dict[str, pd.DataFrame], features: list[str]

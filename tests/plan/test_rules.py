@@ -1,0 +1,106 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnrecipe.errors import PlanError
+from nnrecipe.plan import add_parameter_count, make_plan
+
+
+def test_binary_gets_one_logit_and_bce(table, profile_of):
+    p = make_plan(profile_of(table(task="binary")), 210)
+    assert (p["task"], p["model.n_outputs"], p["loss.name"], p["model.output_activation"]) == \
+        ("binary", 1, "bce", "linear")
+
+
+def test_multiclass_gets_one_logit_per_class_and_cross_entropy(table, profile_of):
+    p = make_plan(profile_of(table(task="multiclass")), 210)
+    assert (p["task"], p["model.n_outputs"], p["loss.name"], p["model.output_activation"]) == \
+        ("multiclass", 3, "cross_entropy", "linear")
+
+
+@pytest.mark.parametrize("shift,expected", [(0.0, "linear"), (100.0, "softplus")])
+def test_regression_output_follows_the_target_range(table, profile_of, shift, expected):
+    df = table(task="regression")
+    df["y"] = df["y"] - df["y"].min() + 1 if shift else df["y"]
+    p = make_plan(profile_of(df), 210)
+    assert p["loss.name"] == "mse" and p["model.n_outputs"] == 1
+    assert p["model.output_activation"] == expected
+
+
+def test_regression_target_in_unit_interval_gets_a_sigmoid(table, profile_of):
+    df = table(task="regression")
+    df["y"] = (df["y"] - df["y"].min()) / (df["y"].max() - df["y"].min())
+    assert make_plan(profile_of(df), 210)["model.output_activation"] == "sigmoid"
+
+
+@pytest.mark.parametrize("act,init", [("relu", "he_normal"), ("leaky_relu", "he_normal"),
+                                      ("tanh", "glorot_uniform"), ("sigmoid", "glorot_uniform"),
+                                      ("selu", "lecun_normal"), ("elu", "lecun_normal")])
+def test_initialisation_follows_the_activation(table, profile_of, act, init):
+    p = make_plan(profile_of(table()), 210, {"model.activation": act})
+    assert p["model.init"] == init
+    assert p.decisions["model.init"].rule == "model.init_follows_activation"
+
+
+def test_a_user_value_wins_and_the_plan_says_so(table, profile_of):
+    p = make_plan(profile_of(table()), 210, {"optimizer.name": "sgd", "model.init": "zeros"})
+    assert p["model.init"] == "zeros"
+    assert p.decisions["model.init"].rule == "user"
+    assert "--set model.init=zeros" in p.decisions["model.init"].reason
+    # rules that depend on the optimizer follow the user's choice
+    assert p["optimizer.lr"] == 0.01 and p["optimizer.momentum"] == 0.9
+
+
+def test_every_decision_has_a_reason_and_a_rule(table, profile_of):
+    p = make_plan(profile_of(table()), 210)
+    for key, d in {**p.decisions, **p.derived}.items():
+        assert d.reason and d.rule, key
+
+
+@pytest.mark.parametrize("overrides,fragment", [
+    ({"loss.name": "cross_entropy"}, "needs class labels"),
+    ({"optimizer.nesterov": True}, "nesterov=true needs optimizer.name=sgd"),
+    ({"optimizer.momentum": 0.5}, "optimizer.momentum applies to sgd, rmsprop"),
+])
+def test_impossible_combinations_are_rejected(table, profile_of, overrides, fragment):
+    with pytest.raises(PlanError, match=fragment):
+        make_plan(profile_of(table(task="regression")), 210, overrides)
+
+
+@pytest.mark.parametrize("n_train,expected", [(100, 8), (500, 16), (5000, 32)])
+def test_batch_size_is_smaller_for_tiny_data(table, profile_of, n_train, expected):
+    assert make_plan(profile_of(table()), n_train)["train.batch_size"] == expected
+
+
+@pytest.mark.parametrize("n_train,depth", [(300, 1), (5000, 2), (100_000, 3), (1_000_000, 4)])
+def test_depth_grows_with_data_and_stays_within_one_to_five(table, profile_of, n_train, depth):
+    assert make_plan(profile_of(table()), n_train)["model.hidden_layers"] == depth
+
+
+def test_width_shrinks_to_the_parameter_budget_on_small_data(profile_of):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(300, 30)), columns=[f"x{i}" for i in range(30)])
+    df["y"] = (df["x0"] > 0).astype(int)
+    p = make_plan(profile_of(df), 200)
+    w = p["model.width"]
+    assert w < 64 and 30 * w + w <= 2 * 200  # within 2 weights per training row
+    assert "halved" in p.decisions["model.width"].reason
+    big = make_plan(profile_of(df), 200_000)["model.width"]
+    assert big == 64  # twice the 30 inputs, rounded up to a power of two
+
+
+def test_constant_id_and_text_columns_are_dropped_with_reasons(profile_of):
+    n = 60
+    df = pd.DataFrame({"id": range(n), "const": 1.0, "x": np.arange(n) % 7,
+                       "note": [f"free text number {i} with several words" for i in range(n)],
+                       "y": np.arange(n) % 2})
+    drop = make_plan(profile_of(df), 42)["data.drop"]
+    assert set(drop) == {"id", "const", "note"}
+    assert "constant" in drop["const"] and "id-like" in drop["id"] and "text" in drop["note"]
+
+
+def test_parameter_count_is_compared_with_rows(table, profile_of):
+    p = make_plan(profile_of(table()), 210)
+    assert "in proportion" in add_parameter_count(p, 400, 210).derived["model.parameters"].reason
+    assert "overfitting" in add_parameter_count(p, 10_000, 210).derived["model.parameters"].reason
+    assert "underfit" in add_parameter_count(p, 500, 1_000_000).derived["model.parameters"].reason
