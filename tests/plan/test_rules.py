@@ -104,3 +104,11 @@ def test_parameter_count_is_compared_with_rows(table, profile_of):
     assert "in proportion" in add_parameter_count(p, 400, 210).derived["model.parameters"].reason
     assert "overfitting" in add_parameter_count(p, 10_000, 210).derived["model.parameters"].reason
     assert "underfit" in add_parameter_count(p, 500, 1_000_000).derived["model.parameters"].reason
+
+
+def test_missing_values_are_imputed_and_the_plan_says_so(profile_of):
+    df = pd.DataFrame({"x": [1.0, np.nan, 3.0, 4.0] * 10, "c": ["a", None, "b", "a"] * 10,
+                       "y": [0, 1] * 20})
+    d = make_plan(profile_of(df), 30).derived["data.impute"]
+    assert d.value == {"x": 0.25, "c": 0.25}
+    assert "median" in d.reason and "x (25% missing)" in d.reason

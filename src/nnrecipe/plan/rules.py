@@ -68,6 +68,21 @@ def drop_rule(ctx: Ctx) -> Decision:
     return Decision(drop, reason, "data.drop_unusable")
 
 
+def impute_rule(ctx: Ctx) -> Decision:
+    p = ctx.profile
+    gaps = {c: s["missing_share"] for c, s in p.columns.items()
+            if c != p.target and c not in ctx["data.drop"] and s["missing_share"] > 0}
+    if not gaps and not p.dropped_target_missing:
+        return Decision({}, "no missing values", "data.impute")
+    parts = [f"{c} ({share:.0%} missing)" for c, share in gaps.items()]
+    reason = ("numeric gaps get the training median plus a 0/1 'was missing' column, "
+              "categorical gaps their own level: " + ", ".join(parts)) if gaps else ""
+    if p.dropped_target_missing:
+        reason += ("; " if reason else "") + (f"{p.dropped_target_missing} row(s) without a "
+                                              "target value were left out")
+    return Decision({c: round(v, 4) for c, v in gaps.items()}, reason, "data.impute")
+
+
 def inputs_rule(ctx: Ctx) -> Decision:
     """Width of the network's input, estimated from the profile as the preprocessor will
     encode it (the exact count comes from the fitted preprocessor)."""
@@ -256,6 +271,7 @@ RULES: tuple[tuple[str, Rule, bool], ...] = (
     ("seed", _const(0, "fixed so a rerun gives the same numbers", "seed.fixed"), False),
     ("data.scale", scale_rule, False),
     ("data.drop", drop_rule, True),
+    ("data.impute", impute_rule, True),
     ("data.n_inputs", inputs_rule, True),
     ("loss.name", loss_rule, False),
     ("model.output_activation", output_activation_rule, False),

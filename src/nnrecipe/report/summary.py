@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..api import Run
 
-__all__ = ["render_summary", "key_choices", "metric_rows"]
+__all__ = ["render_summary", "key_choices", "metric_rows", "data_notes"]
 
 KEY_CHOICES = ("task", "model.hidden_layers", "model.width", "model.activation", "model.init",
                "model.batchnorm", "model.dropout", "model.output_activation", "loss.name",
@@ -47,6 +47,30 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def data_notes(run: Run) -> list[str]:
+    """Plain sentences about the data worth a person's attention."""
+    prof, plan = run.profile, run.plan
+    notes = []
+    if prof.leak_suspects:
+        notes.append("Leak suspects (one column alone predicts the target almost perfectly; "
+                     "check it is known at prediction time): " + ", ".join(
+                         f"{s['column']} ({s['metric']} {s['score']})"
+                         for s in prof.leak_suspects))
+    for key in ("data.drop", "data.impute"):
+        d = plan.derived.get(key)
+        if d is not None and d.value:
+            notes.append(d.reason[0].upper() + d.reason[1:] + ".")
+    if prof.duplicate_rows:
+        notes.append(f"{prof.duplicate_rows} duplicate row(s) in the table.")
+    shared = prof.splits.get("duplicates_across_splits", {})
+    for part in ("val", "test"):
+        k = shared.get(f"{part}_rows_also_in_train", 0)
+        if k:
+            notes.append(f"{k} {part} row(s) also appear in the training split: their "
+                         "scores flatter the model.")
+    return notes
+
+
 def render_summary(run: Run) -> str:
     ev, plan, prof = run.evaluation, run.plan, run.profile
     main = ev["main_metric"]
@@ -75,9 +99,9 @@ def render_summary(run: Run) -> str:
               for n, v, bv, _ in metric_rows(ev)]
     lines += ["", "## Key choices", "", "| decision | value | why |", "|---|---|---|"]
     lines += [f"| {k} | {_fmt(v)} | {r} |" for k, v, r in key_choices(plan)]
-    if prof.leak_suspects:
-        lines += ["", "**Leak suspects** (a single column predicts the target almost perfectly): "
-                  + ", ".join(f"{s['column']} ({s['score']})" for s in prof.leak_suspects)]
+    notes = data_notes(run)
+    if notes:
+        lines += ["", "## What the data showed", ""] + [f"- {n}" for n in notes]
     lines += ["", "## Files", "", f"Run directory: `{run.path}`", "",
               "plan.yaml (every decision and why) · profile.json · metrics.jsonl · "
               "evaluation.json · model.pt · preprocess.json · checkpoints/", ""]
