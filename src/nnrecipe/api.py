@@ -21,12 +21,18 @@ from .data import DataProfile, Preprocessor, load_table, profile_table, split_ov
 from .data.load import table_name
 from .data.profile import check_target
 from .errors import DataError, NnrecipeError, RunError
-from .evaluate import BASELINE_NAME, MAIN_METRIC, baseline_metrics, classification_metrics, \
-    regression_metrics
+from .evaluate import (
+    BASELINE_NAME,
+    MAIN_METRIC,
+    baseline_metrics,
+    classification_metrics,
+    regression_metrics,
+)
 from .models import build_mlp, outputs_to_predictions
 from .plan import Plan, add_parameter_count, make_plan, validate_overrides
 from .report.summary import render_summary
-from .train import History, fit as train_fit, make_loss, predict_batches, target_tensor
+from .train import History, make_loss, predict_batches, target_tensor
+from .train import fit as train_fit
 
 __all__ = ["Run", "fit", "plan", "load_run"]
 

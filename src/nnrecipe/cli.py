@@ -31,6 +31,15 @@ SeedOpt = Annotated[int | None, typer.Option(help="Random seed (same seed, same 
 TaskOpt = Annotated[str, typer.Option(help="auto | binary | multiclass | regression.")]
 TargetOpt = Annotated[str, typer.Option("--target", "-t", help="Column to predict.")]
 DataArg = Annotated[Path, typer.Argument(help="A CSV or Parquet table.", show_default=False)]
+RunArg = Annotated[Path, typer.Argument(help="A finished run directory.")]
+TestOpt = Annotated[Path | None, typer.Option(help="Test table; replaces the internal split.")]
+ValidOpt = Annotated[Path | None, typer.Option(
+    help="Validation table; replaces the internal split.")]
+OutDirOpt = Annotated[Path | None, typer.Option(
+    help="Run directory [default: runs/<time>-<data>].")]
+EpochsOpt = Annotated[int | None, typer.Option(
+    help="Cap on epochs (early stopping may end sooner).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the run directory.")]
 
 
 def _overrides(set_: list[str] | None, seed: int | None, max_epochs: int | None) -> dict:
@@ -44,14 +53,9 @@ def _overrides(set_: list[str] | None, seed: int | None, max_epochs: int | None)
 
 @app.command()
 def train(
-    data: DataArg, target: TargetOpt,
-    test: Annotated[Path | None, typer.Option(help="Test table; replaces the internal split.")] = None,
-    valid: Annotated[Path | None, typer.Option(help="Validation table; replaces the internal split.")] = None,
-    task: TaskOpt = "auto", set_: SetOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Run directory [default: runs/<time>-<data>].")] = None,
-    seed: SeedOpt = None,
-    max_epochs: Annotated[int | None, typer.Option(help="Cap on epochs (early stopping may end sooner).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the run directory.")] = False,
+    data: DataArg, target: TargetOpt, test: TestOpt = None, valid: ValidOpt = None,
+    task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
+    max_epochs: EpochsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """Profile the data, plan a network (with reasons), train it, evaluate it against a dumb
     baseline, and write the run directory with summary.md."""
@@ -83,7 +87,7 @@ def plan(data: DataArg, target: TargetOpt, task: TaskOpt = "auto", set_: SetOpt 
 
 @app.command()
 def predict(
-    run: Annotated[Path, typer.Argument(help="A finished run directory.")], data: DataArg,
+    run: RunArg, data: DataArg,
     out: Annotated[Path | None, typer.Option(help="CSV file to write [default: stdout].")] = None,
 ) -> None:
     """Predict with a finished run: a `prediction` column, plus `proba_<class>` columns for
@@ -98,8 +102,8 @@ def predict(
 
 @app.command()
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="A finished run directory.")], data: DataArg,
-    out: Annotated[Path | None, typer.Option(help="Also write the metrics to this JSON file.")] = None,
+    run: RunArg, data: DataArg,
+    out: Annotated[Path | None, typer.Option(help="Also write the metrics to JSON.")] = None,
 ) -> None:
     """Metrics of a finished run on new labelled data, beside the dumb baseline."""
     evaluation = api.load_run(run).evaluate(data)
@@ -109,8 +113,7 @@ def evaluate(
 
 
 @app.command()
-def demo(out: Annotated[Path | None, typer.Option(help="Run directory.")] = None,
-         quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False) -> None:
+def demo(out: OutDirOpt = None, quiet: QuietOpt = False) -> None:
     """Train on scikit-learn's bundled breast-cancer data (569 tumours, 30 measurements;
     is it malignant?) and show where the results are."""
     from sklearn.datasets import load_breast_cancer

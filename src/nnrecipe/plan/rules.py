@@ -309,7 +309,8 @@ def make_plan(profile: DataProfile, n_train: int, overrides: Mapping[str, Any] |
     ctx = Ctx(profile, n_train)
     for key, rule, derived in RULES:
         if key in values:
-            shown = ",".join(map(str, values[key])) if isinstance(values[key], list) else values[key]
+            v = values[key]
+            shown = ",".join(map(str, v)) if isinstance(v, list) else v
             d = Decision(values[key], f"set by the user (--set {key}={shown})", "user")
         else:
             d = rule(ctx)

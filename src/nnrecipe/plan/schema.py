@@ -57,7 +57,8 @@ class KeySpec:
             return "two numbers in [0, 1), e.g. 0.9,0.999"
         lo = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
         hi = "" if self.high is None else f"{'<' if self.high_open else '<='} {self.high:g}"
-        return f"{'an integer' if self.kind == 'int' else 'a number'} {lo}{' and ' if lo and hi else ''}{hi}".strip()
+        what = "an integer" if self.kind == "int" else "a number"
+        return f"{what} {lo}{' and ' if lo and hi else ''}{hi}".strip()
 
 
 def _num(kind, low=None, high=None, *, low_open=False, high_open=False, help=""):

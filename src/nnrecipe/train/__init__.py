@@ -2,8 +2,8 @@
 
 from .callbacks import TrainState, Watcher
 from .early_stopping import EarlyStopping
-from .losses import make_loss, target_tensor
 from .loop import History, fit, predict_batches
+from .losses import make_loss, target_tensor
 from .optim import make_optimizer
 
 __all__ = ["EarlyStopping", "History", "TrainState", "Watcher", "fit", "make_loss",

@@ -1,0 +1,103 @@
+"""Findings: what the doctor reports, in one fixed vocabulary of codes.
+
+A finding carries numbers (``evidence``), where it happened (``layer``, ``epoch``,
+``step``), a plain explanation, advice drawn from the practice notes, and ``fix``: the plan
+overrides that would address it (``None`` when no plan change does). A new code is added to
+``CODES`` here together with its test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Finding", "CODES", "SEVERITIES", "make_finding", "sort_findings"]
+
+SEVERITIES = ("info", "warning", "error")
+
+# code: (family, default severity, title)
+CODES: dict[str, tuple[str, str, str]] = {
+    # data (from the profile)
+    "missing_values": ("data", "info", "Missing values were imputed"),
+    "constant_feature": ("data", "info", "Constant feature dropped"),
+    "id_like_feature": ("data", "warning", "Id-like feature dropped"),
+    "target_leakage": ("data", "error", "A feature alone predicts the target"),
+    "duplicates_across_splits": ("data", "warning", "Rows shared between splits"),
+    "class_imbalance": ("data", "warning", "Imbalanced classes"),
+    "unscaled_features": ("data", "warning", "Inputs far from zero mean and unit scale"),
+    "too_many_parameters": ("data", "warning", "Far more parameters than training rows"),
+    # configuration (before training)
+    "loss_activation_mismatch": ("config", "error", "Output activation does not fit the loss"),
+    "init_activation_mismatch": ("config", "warning", "Initialisation does not fit the activation"),
+    "lr_out_of_range": ("config", "warning", "Learning rate outside the usual range"),
+    "dropout_batchnorm_conflict": ("config", "warning", "Dropout feeds a BatchNorm layer"),
+    "large_batch": ("config", "warning", "Large batch size"),
+    # pre-flight (a few seconds before epoch 1)
+    "bad_initial_loss": ("preflight", "warning", "Loss at initialisation is off"),
+    "cannot_overfit_batch": ("preflight", "error", "Cannot overfit a tiny batch"),
+    "no_gradient": ("preflight", "error", "Parameters get no gradient"),
+    "no_signal": ("preflight", "error", "Inputs carry no signal the network uses"),
+    # live (watchers in the loop)
+    "nan_loss": ("live", "error", "Loss became NaN or infinite"),
+    "exploding_gradients": ("live", "error", "Exploding gradients"),
+    "vanishing_gradients": ("live", "error", "Vanishing gradients"),
+    "dead_relu": ("live", "error", "Dead ReLU units"),
+    "saturated_activations": ("live", "warning", "Saturated sigmoid/tanh units"),
+    "loss_divergence": ("live", "error", "Loss is diverging"),
+    "loss_oscillation": ("live", "warning", "Loss oscillates"),
+    "slow_convergence": ("live", "warning", "Slow convergence"),
+    # after training (learning curves)
+    "overfitting": ("after", "warning", "Overfitting"),
+    "underfitting": ("after", "warning", "Underfitting"),
+    "noisy_validation": ("after", "warning", "Validation set too small for a stable metric"),
+    "label_issues": ("after", "warning", "Rows whose label looks wrong"),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str
+    title: str
+    evidence: dict[str, Any]
+    explanation: str
+    advice: list[str] = field(default_factory=list)
+    fix: dict[str, Any] | None = None
+    epoch: int | None = None
+    step: int | None = None
+    layer: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Finding:
+        return cls(**d)
+
+
+def make_finding(code: str, evidence: dict[str, Any], explanation: str, advice: list[str],
+                 fix: dict[str, Any] | None = None, *, severity: str | None = None,
+                 epoch: int | None = None, step: int | None = None,
+                 layer: str | None = None) -> Finding:
+    """A Finding with the code's default severity and title."""
+    family, default, title = CODES[code]  # KeyError: an unknown code is a bug
+    return Finding(code, severity or default, title, _rounded(evidence), explanation,
+                   list(advice), fix, epoch, step, layer)
+
+
+def sort_findings(findings: list[Finding]) -> list[Finding]:
+    """Worst first, then in the order they happened."""
+    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
+    return sorted(findings, key=lambda f: (rank[f.severity], f.epoch or 0, f.step or 0))
+
+
+def _rounded(evidence: dict[str, Any]) -> dict[str, Any]:
+    """Evidence numbers to 4 significant digits: enough to judge, short enough to read."""
+    out = {}
+    for k, v in evidence.items():
+        if isinstance(v, float):
+            v = float(f"{v:.4g}")
+        elif hasattr(v, "item"):
+            v = v.item()
+        out[k] = v
+    return out
