@@ -112,3 +112,10 @@ def test_missing_values_are_imputed_and_the_plan_says_so(profile_of):
     d = make_plan(profile_of(df), 30).derived["data.impute"]
     assert d.value == {"x": 0.25, "c": 0.25}
     assert "median" in d.reason and "x (25% missing)" in d.reason
+
+
+@pytest.mark.parametrize("key", ["model.init", "model.output_activation", "loss.name"])
+def test_auto_lets_the_rule_choose(table, profile_of, key):
+    plan = make_plan(profile_of(table()), 210, {key: "auto"})
+    assert plan[key] != "auto" and plan.decisions[key].rule != "user"
+    assert plan[key] == make_plan(profile_of(table()), 210)[key]

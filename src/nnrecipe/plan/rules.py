@@ -308,7 +308,7 @@ def make_plan(profile: DataProfile, n_train: int, overrides: Mapping[str, Any] |
     values = validate_overrides(overrides)
     ctx = Ctx(profile, n_train)
     for key, rule, derived in RULES:
-        if key in values:
+        if key in values and values[key] != "auto":  # "auto": let the rule choose
             v = values[key]
             shown = ",".join(map(str, v)) if isinstance(v, list) else v
             d = Decision(values[key], f"set by the user (--set {key}={shown})", "user")

@@ -188,6 +188,9 @@ class Plan:
     def with_derived(self, key: str, decision: Decision) -> Plan:
         return Plan(self._decisions, {**self._derived, key: decision})
 
+    def with_decision(self, key: str, decision: Decision) -> Plan:
+        return Plan({**self._decisions, key: decision}, self._derived)
+
     def overrides(self) -> dict[str, Any]:
         """The settable values, as overrides that rebuild this plan."""
         return {k: d.value for k, d in self._decisions.items()}

@@ -64,9 +64,14 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
         val: tuple[torch.Tensor, torch.Tensor] | None, *, loss_fn: nn.Module,
         val_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None = None,
         main_metric: str | None = None, watchers: Sequence[Watcher] = (),
-        run_dir: Path | None = None, progress: bool = True) -> History:
+        run_dir: Path | None = None, progress: bool = True, resume: History | None = None,
+        tag: dict[str, Any] | None = None) -> History:
     """Train ``model`` in place by ``plan``; return the history. ``train``/``val`` are
-    (x, y) tensors already shaped for ``loss_fn``."""
+    (x, y) tensors already shaped for ``loss_fn``.
+
+    ``resume``: a history to continue (after a repair): epochs are numbered on from it and
+    ``plan["train.max_epochs"]`` stays the total budget; the best weights are tracked
+    afresh. ``tag``: fields added to every epoch's log line (e.g. the repair attempt)."""
     torch.manual_seed(plan["seed"])  # dropout / RReLU draws
     gen = torch.Generator().manual_seed(plan["seed"])  # shuffling
     optimizer = make_optimizer(plan, model.parameters())
@@ -85,13 +90,16 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
     n_used = n - 1 if n % bs == 1 and n > 1 else n  # a batch of one breaks BatchNorm
     steps_per_epoch = math.ceil(n_used / bs)
     state = TrainState(model=model, optimizer=optimizer, plan=plan, max_epochs=max_epochs)
-    history, best_state, lines = History(), None, []
+    history, best_state = resume or History(), None
+    history.best_epoch = history.best_val_loss = None
+    lines = [json.dumps(json_safe(e)) for e in history.epochs]
+    first_epoch = len(history.epochs) + 1
     t_start = time.perf_counter()
     for w in watchers:
         w.on_train_begin(state)
 
     with TrainProgress(max_epochs, steps_per_epoch, main_metric, enabled=progress) as bar:
-        for epoch in range(1, max_epochs + 1):
+        for epoch in range(first_epoch, max_epochs + 1):
             t0 = time.perf_counter()
             state.epoch = epoch
             model.train()
@@ -123,7 +131,8 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                     if state.stop_reason:
                         break
                 bar.step(k)
-            logs: dict[str, Any] = {"epoch": epoch, "train_loss": total.item() / n_used}
+            logs: dict[str, Any] = {"epoch": epoch, "train_loss": total.item() / n_used,
+                                    **(tag or {})}
             # 3. validation
             if val is not None:
                 out = predict_batches(model, val[0])
@@ -160,13 +169,14 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                 break
         bar.finish(len(history.epochs))
 
-    history.stop_reason = state.stop_reason or f"reached train.max_epochs ({max_epochs})"
+    state.stop_reason = state.stop_reason or f"reached train.max_epochs ({max_epochs})"
+    history.stop_reason = state.stop_reason
     if best_state is not None:
         model.load_state_dict(best_state)
         history.stop_reason += f"; restored the best weights (epoch {history.best_epoch})"
     for w in watchers:
         w.on_train_end(state)
-    history.seconds = time.perf_counter() - t_start
+    history.seconds += time.perf_counter() - t_start
     return history
 
 

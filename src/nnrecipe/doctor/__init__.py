@@ -1,0 +1,1 @@
+"""The training doctor: checks, monitors, diagnosis with evidence, and repair."""

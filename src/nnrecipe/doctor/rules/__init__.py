@@ -1,0 +1,1 @@
+"""Doctor rules by family: data, config, live, after."""

@@ -1,0 +1,250 @@
+"""Data rules: each fault planted in a small table fires its finding; healthy data does not."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import datasets
+
+from nnrecipe.api import _prepare
+from nnrecipe.doctor.findings import CODES
+from nnrecipe.doctor.rules import data as rules
+from nnrecipe.doctor.rules.data import RULES, DataEvidence, check_data
+
+
+def prepare(df: pd.DataFrame, target: str = "y", overrides: dict | None = None):
+    return _prepare(df, target, task="auto", overrides=overrides, test=None, valid=None)
+
+
+def evidence_of(prep) -> DataEvidence:
+    """Numeric inputs as the network reads them on the training split."""
+    pre = prep.preprocessor
+    x = pre.transform(prep.splits.train)[:, :pre.n_numeric].astype(np.float64)
+    names = pre.feature_names[:pre.n_numeric]
+    return DataEvidence(prep.profile, prep.plan, dict(zip(names, x.mean(0), strict=True)),
+                        dict(zip(names, x.std(0), strict=True)))
+
+
+def data_evidence(df: pd.DataFrame, target: str = "y", overrides: dict | None = None):
+    return evidence_of(prepare(df, target, overrides))
+
+
+def codes(findings) -> list[str]:
+    return [f.code for f in findings]
+
+
+def sklearn_frame(name: str) -> pd.DataFrame:
+    bunch = getattr(datasets, f"load_{name}")(as_frame=True)
+    return bunch.frame
+
+
+@pytest.fixture
+def healthy(table):
+    return data_evidence(table(n=300))
+
+
+def test_registry_is_plain_list_of_data_codes():
+    assert isinstance(RULES, list)
+    for rule in RULES:
+        assert rule.__name__ in CODES and CODES[rule.__name__][0] == "data"
+    assert len({r.__name__ for r in RULES}) == 8
+
+
+def test_healthy_table_has_no_data_finding(healthy):
+    assert check_data(healthy) == []
+
+
+# ---- missing_values --------------------------------------------------------------------------
+def test_missing_values_fires_with_shares_and_how(table):
+    df = table(n=300)
+    df.loc[:59, "a"] = np.nan  # 20 %
+    df["color"] = df["color"].astype(object)
+    df.loc[:29, "color"] = None  # 10 %
+    f = rules.missing_values(data_evidence(df))
+    assert f.code == "missing_values" and f.severity == "info"
+    assert f.evidence["n_columns"] == 2
+    assert f.evidence["missing_share.a"] == pytest.approx(0.2)
+    assert f.evidence["missing_share.color"] == pytest.approx(0.1)
+    assert f.evidence["imputed_numeric"] == 1 and f.evidence["imputed_categorical"] == 1
+    assert "median" in f.evidence["how"] and f.fix is None
+
+
+def test_missing_values_silent_without_gaps(healthy):
+    assert rules.missing_values(healthy) is None
+
+
+# ---- constant_feature ------------------------------------------------------------------------
+def test_constant_feature_fires(table):
+    df = table(n=300).assign(k=7.0)
+    f = rules.constant_feature(data_evidence(df))
+    assert (f.code, f.severity) == ("constant_feature", "info")
+    assert f.evidence == {"n_columns": 1, "columns": "k"} and f.fix is None
+
+
+def test_constant_feature_silent(healthy):
+    assert rules.constant_feature(healthy) is None
+
+
+# ---- id_like_feature -------------------------------------------------------------------------
+def test_id_like_feature_fires(table):
+    df = table(n=300)
+    df.insert(0, "row_id", np.random.default_rng(1).permutation(300))
+    f = rules.id_like_feature(data_evidence(df))
+    assert (f.code, f.severity) == ("id_like_feature", "warning")
+    assert f.evidence["n_columns"] == 1 and f.evidence["distinct_share.row_id"] == 1.0
+    assert f.fix is None
+
+
+def test_id_like_feature_silent(healthy):
+    assert rules.id_like_feature(healthy) is None
+
+
+# ---- target_leakage --------------------------------------------------------------------------
+def test_target_leakage_fires_with_score(table):
+    df = table(n=300)
+    df["leak"] = df["y"] * 2.0 + np.random.default_rng(2).normal(scale=0.01, size=300)
+    f = rules.target_leakage(data_evidence(df))
+    assert (f.code, f.severity) == ("target_leakage", "error")
+    assert f.evidence["score.leak"] >= 0.99
+    assert f.evidence["metric"] == "single_feature_accuracy"
+    assert "leak" in f.explanation and f.fix is None
+
+
+def test_target_leakage_silent(healthy):
+    assert rules.target_leakage(healthy) is None
+
+
+# ---- duplicates_across_splits ----------------------------------------------------------------
+def test_duplicates_across_splits_fires(table):
+    df = table(n=300)
+    f = rules.duplicates_across_splits(data_evidence(pd.concat([df, df], ignore_index=True)))
+    assert (f.code, f.severity) == ("duplicates_across_splits", "warning")
+    assert f.evidence["val_rows_also_in_train"] > 0 and f.evidence["test_rows_also_in_train"] > 0
+    assert 0.3 < f.evidence["test_share_also_in_train"] <= 1.0
+    assert f.evidence["duplicate_rows_in_table"] == 300 and f.fix is None
+
+
+def test_duplicates_across_splits_silent(healthy):
+    assert rules.duplicates_across_splits(healthy) is None
+
+
+def test_duplicates_across_splits_ignores_a_stray_row(healthy):
+    splits = {**healthy.profile.splits, "duplicates_across_splits": {
+        "train_rows": 800, "val_rows": 100, "val_rows_also_in_train": 1,
+        "test_rows": 100, "test_rows_also_in_train": 0}}  # 0.5 % ≤ 1 %
+    ev = dataclasses.replace(healthy, profile=dataclasses.replace(healthy.profile, splits=splits))
+    assert rules.duplicates_across_splits(ev) is None
+    assert rules.duplicates_across_splits(ev, min_share=0.001) is not None
+
+
+# ---- class_imbalance -------------------------------------------------------------------------
+def test_class_imbalance_fires_on_rare_positive(table):
+    df = table(n=500)
+    df["y"] = (np.arange(500) % 10 == 0).astype(int)  # 10 % positives
+    f = rules.class_imbalance(data_evidence(df))
+    assert (f.code, f.severity) == ("class_imbalance", "warning")
+    assert f.evidence["minority_class"] == "1" and f.evidence["minority_rows"] == 50
+    assert f.evidence["minority_share"] == pytest.approx(0.1)
+    assert f.evidence["minority_to_majority"] == pytest.approx(50 / 450, rel=1e-3)
+    assert f.evidence["balanced_share"] == 0.5 and f.fix is None
+    assert any("balanced accuracy" in a for a in f.advice)
+
+
+def test_class_imbalance_fires_on_one_dominant_class_among_many(healthy):
+    summary = {"classes": {"a": 750, "b": 200, "c": 50}}  # c: 5 % against 33 % balanced
+    ev = dataclasses.replace(healthy, profile=dataclasses.replace(
+        healthy.profile, task="multiclass", target_summary=summary))
+    f = rules.class_imbalance(ev)
+    assert f.evidence["minority_class"] == "c" and f.evidence["n_classes"] == 3
+
+
+def test_class_imbalance_silent_on_mild_imbalance(table, healthy):
+    assert rules.class_imbalance(healthy) is None
+    df = table(n=400)
+    df["y"] = (np.arange(400) % 4 == 0).astype(int)  # 25 %: mild
+    assert rules.class_imbalance(data_evidence(df)) is None
+
+
+def test_class_imbalance_silent_for_regression(table):
+    assert rules.class_imbalance(data_evidence(table(n=300, task="regression"))) is None
+
+
+# ---- unscaled_features -----------------------------------------------------------------------
+def test_unscaled_features_fires_without_scaling(table):
+    df = table(n=300).drop(columns="b")  # b: std about 10, on the edge
+    df["big"] = np.random.default_rng(3).normal(1000, 300, size=300)
+    f = rules.unscaled_features(data_evidence(df, overrides={"data.scale": "none"}))
+    assert (f.code, f.severity) == ("unscaled_features", "warning")
+    assert f.evidence["mean.big"] == pytest.approx(1000, rel=0.1)
+    assert f.evidence["std.big"] == pytest.approx(300, rel=0.2)
+    assert f.evidence["data.scale"] == "none" and f.evidence["n_columns"] == 1
+    assert f.fix == {"data.scale": "standard"}
+
+
+def test_unscaled_features_flags_tiny_spread_but_not_rare_flags(healthy):
+    p = 0.005
+    ev = dataclasses.replace(healthy, input_means={"flag": p, "tiny": 0.0, "ok": 0.1},
+                             input_stds={"flag": math.sqrt(p * (1 - p)), "tiny": 0.01, "ok": 1.0})
+    f = rules.unscaled_features(ev)
+    assert f.evidence["n_columns"] == 1 and "std.tiny" in f.evidence
+    assert "std.flag" not in f.evidence
+    assert f.fix is None  # already standard: the plan has nothing more to set
+
+
+def test_unscaled_features_silent_when_standardised(healthy):
+    assert rules.unscaled_features(healthy) is None
+
+
+def test_unscaled_features_silent_for_one_hot_without_scaling(table):
+    # 'color' one-hot columns are 0/1 by design; a is already mean 0, std 1
+    ev = data_evidence(table(n=300).drop(columns="b"), overrides={"data.scale": "none"})
+    assert rules.unscaled_features(ev) is None
+
+
+# ---- too_many_parameters ---------------------------------------------------------------------
+def test_too_many_parameters_fires_with_smaller_width(table):
+    ev = data_evidence(table(n=300), overrides={"model.width": 1024, "model.hidden_layers": 2,
+                                                "model.dropout": 0.0})
+    f = rules.too_many_parameters(ev)
+    assert (f.code, f.severity) == ("too_many_parameters", "warning")
+    n_train = ev.profile.splits["train"]
+    assert f.evidence["train_rows"] == n_train
+    assert f.evidence["parameters_per_row"] == pytest.approx(
+        ev.plan["model.parameters"] / n_train, rel=1e-3)
+    assert f.evidence["parameters_per_row"] > 10
+    width = f.fix["model.width"]
+    assert 8 <= width < 1024 and width & (width - 1) == 0
+    assert f.fix["model.dropout"] == 0.3
+
+
+def test_too_many_parameters_fix_fits_the_budget(table):
+    df = table(n=3000)
+    ev = data_evidence(df, overrides={"model.width": 512, "model.hidden_layers": 2})
+    f = rules.too_many_parameters(ev)
+    assert "model.dropout" not in f.fix  # the plan's dropout is already on
+    refit = data_evidence(df, overrides={"model.hidden_layers": 2, **f.fix})
+    assert rules.too_many_parameters(refit) is None
+
+
+def test_too_many_parameters_silent(healthy, table):
+    assert rules.too_many_parameters(healthy) is None
+    assert rules.too_many_parameters(data_evidence(table(n=3000))) is None
+
+
+# ---- scikit-learn's bundled tables -----------------------------------------------------------
+@pytest.mark.parametrize("name", ["breast_cancer", "wine", "diabetes"])
+def test_default_plans_on_sklearn_data_raise_no_warning(name):
+    findings = check_data(evidence_of(prepare(sklearn_frame(name), "target")))
+    assert [f for f in findings if f.severity != "info"] == []
+
+
+def test_findings_are_json_friendly(table):
+    df = table(n=300).assign(k=1.0)
+    df.loc[:9, "a"] = np.nan
+    for f in check_data(data_evidence(df)):
+        assert all(isinstance(v, int | float | str) for v in f.evidence.values())
+        assert f.explanation and f.advice
