@@ -5,8 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from nnrecipe.data import profile_table
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Small models train faster on one thread, and tests then don't fight each other (or
+    a parallel job) for the two cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def make_table(n: int = 300, task: str = "binary", seed: int = 0) -> pd.DataFrame:

@@ -5,9 +5,10 @@
 >>> run.evaluation["metrics"], run.plan["optimizer.lr"]
 """
 
-from .api import Run, fit, load_run, plan
+from .api import Run, diagnose, fit, load_run, plan
+from .doctor import Doctor, Finding
 from .errors import DataError, NnrecipeError, PlanError, RunError
 
-__all__ = ["DataError", "NnrecipeError", "PlanError", "Run", "RunError", "fit", "load_run",
-           "plan"]
+__all__ = ["DataError", "Doctor", "Finding", "NnrecipeError", "PlanError", "Run", "RunError",
+           "diagnose", "fit", "load_run", "plan"]
 __version__ = "0.1.0"

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,11 @@ import torch
 import yaml
 
 from . import runs
+from ._training import train_with_doctor
 from .data import DataProfile, Preprocessor, load_table, profile_table, split_overlap, split_table
 from .data.load import table_name
 from .data.profile import check_target
+from .doctor.findings import Finding, sort_findings
 from .errors import DataError, NnrecipeError, RunError
 from .evaluate import (
     BASELINE_NAME,
@@ -31,10 +35,9 @@ from .evaluate import (
 from .models import build_mlp, outputs_to_predictions
 from .plan import Plan, add_parameter_count, make_plan, validate_overrides
 from .report.summary import render_summary
-from .train import History, make_loss, predict_batches, target_tensor
-from .train import fit as train_fit
+from .train import History, predict_batches, target_tensor
 
-__all__ = ["Run", "fit", "plan", "load_run"]
+__all__ = ["Run", "diagnose", "fit", "plan", "load_run"]
 
 Source = str | Path | pd.DataFrame
 
@@ -50,6 +53,8 @@ class Run:
     history: History = field(default_factory=History)
     evaluation: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    findings: list[Finding] = field(default_factory=list)
+    repairs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def task(self) -> str:
@@ -92,6 +97,7 @@ class _Prepared:
     model: torch.nn.Module
     splits: Any
     name: str
+    overrides: dict[str, Any]
 
 
 def plan(data: Source, target: str, *, task: str = "auto", overrides: dict | None = None,
@@ -102,18 +108,48 @@ def plan(data: Source, target: str, *, task: str = "auto", overrides: dict | Non
 
 def fit(data: Source, target: str, *, task: str = "auto", overrides: dict | None = None,
         test: Source | None = None, valid: Source | None = None, out: str | Path | None = None,
-        progress: bool = False, watchers: list | None = None) -> Run:
-    """Profile, plan, train, evaluate and save a network for ``target``; returns the Run.
+        progress: bool = False, watchers: list | None = None, auto_fix: bool = False,
+        max_repairs: int = 3, preflight: bool = True) -> Run:
+    """Profile, plan, train (watched by the doctor), evaluate and save a network for
+    ``target``; returns the Run. ``auto_fix``: repair error-level symptoms and go on.
 
     Every check on the input happens before the run directory is created, so bad input
     leaves nothing behind."""
     prep = _prepare(data, target, task=task, overrides=overrides, test=test, valid=valid)
-    out_dir = Path(out) if out is not None else runs.default_run_dir(prep.name)
+    with _new_run_dir(out, prep.name) as run_dir:
+        return _train_and_save(prep, run_dir, progress, watchers or [], auto_fix=auto_fix,
+                               max_repairs=max_repairs, preflight=preflight)
+
+
+def diagnose(data: Source, target: str, *, task: str = "auto", overrides: dict | None = None,
+             test: Source | None = None, valid: Source | None = None,
+             out: str | Path | None = None, probe_epochs: int = 5, progress: bool = False,
+             preflight: bool = True) -> Run:
+    """The doctor on its own: data and configuration checks, pre-flight, and a short probe
+    training (``probe_epochs``) under the live monitors; nothing is trained to completion.
+    Writes plan.yaml, profile.json, metrics.jsonl and findings.json."""
+    prep = _prepare(data, target, task=task, overrides={**(overrides or {}),
+                    "train.max_epochs": probe_epochs}, test=test, valid=valid)
+    with _new_run_dir(out, prep.name) as run_dir:
+        x_tr, y_tr, x_va, y_va, val_metrics = _write_inputs(prep, run_dir)
+        outcome = train_with_doctor(prep, (x_tr, y_tr), (x_va, y_va), val_metrics=val_metrics,
+                                    run_dir=run_dir, progress=progress, watchers=[],
+                                    auto_fix=False, max_repairs=0, preflight=preflight)
+        findings = sort_findings(outcome.findings)
+        runs.atomic_write_json(run_dir / "findings.json", [f.to_dict() for f in findings])
+        return Run(outcome.plan, prep.profile, prep.preprocessor, outcome.model,
+                   outcome.history, path=run_dir, findings=findings)
+
+
+@contextmanager
+def _new_run_dir(out: str | Path | None, name: str) -> Iterator[Path]:
+    """Create the run directory; remove it again if a user error stops the run."""
+    out_dir = Path(out) if out is not None else runs.default_run_dir(name)
     runs.check_run_dir_free(out_dir)
     created = not out_dir.exists()
     run_dir = runs.prepare_run_dir(out_dir)
     try:
-        return _train_and_save(prep, run_dir, progress, watchers or [])
+        yield run_dir
     except NnrecipeError:
         if created:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -148,7 +184,7 @@ def _prepare(data, target, *, task, overrides, test, valid) -> _Prepared:
     model = build_mlp(the_plan, pre.n_numeric, pre.embedding_sizes)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     the_plan = add_parameter_count(the_plan, n_params, len(splits.train))
-    return _Prepared(the_plan, profile, pre, model, splits, table_name(data))
+    return _Prepared(the_plan, profile, pre, model, splits, table_name(data), given)
 
 
 def _load_companion(source: Source, df: pd.DataFrame, target: str, flag: str) -> pd.DataFrame:
@@ -173,8 +209,9 @@ def _tensors(pre: Preprocessor, df: pd.DataFrame, plan: Plan, what: str
     return x, target_tensor(y, plan["task"], plan["loss.name"], plan["model.n_outputs"]), y
 
 
-def _train_and_save(prep: _Prepared, run_dir: Path, progress: bool, watchers: list) -> Run:
-    plan_, pre, model, s = prep.plan, prep.preprocessor, prep.model, prep.splits
+def _write_inputs(prep: _Prepared, run_dir: Path) -> tuple:
+    """Tensors for training and validation, the validation metric, and the first files."""
+    plan_, pre, s = prep.plan, prep.preprocessor, prep.splits
     task = plan_["task"]
     x_tr, y_tr, _ = _tensors(pre, s.train, plan_, "training data")
     x_va, y_va, y_va_raw = _tensors(pre, s.val, plan_, "validation data")
@@ -189,12 +226,26 @@ def _train_and_save(prep: _Prepared, run_dir: Path, progress: bool, watchers: li
             return {"rmse": float(np.sqrt(np.mean(err**2)))}
         return {"accuracy": float(np.mean(values.argmax(axis=1) == y_va_raw))}
 
-    history = train_fit(model, plan_, (x_tr, y_tr), (x_va, y_va), loss_fn=make_loss(
-        plan_["loss.name"]), val_metrics=val_metrics, main_metric=MAIN_METRIC[task],
-        watchers=watchers, run_dir=run_dir, progress=progress)
+    return x_tr, y_tr, x_va, y_va, val_metrics
+
+
+def _train_and_save(prep: _Prepared, run_dir: Path, progress: bool, watchers: list, *,
+                    auto_fix: bool, max_repairs: int, preflight: bool) -> Run:
+    x_tr, y_tr, x_va, y_va, val_metrics = _write_inputs(prep, run_dir)
+    outcome = train_with_doctor(prep, (x_tr, y_tr), (x_va, y_va), val_metrics=val_metrics,
+                                run_dir=run_dir, progress=progress, watchers=watchers,
+                                auto_fix=auto_fix, max_repairs=max_repairs, preflight=preflight)
+    history, model = outcome.history, outcome.model
+    if outcome.repairs:  # the plan that was finally trained, with the doctor's changes
+        runs.atomic_write_yaml(run_dir / runs.RUN_FILES["plan"], outcome.plan.to_dict())
     runs.atomic_torch_save(run_dir / runs.RUN_FILES["model"], model.state_dict())
-    run = Run(plan_, prep.profile, pre, model, history, path=run_dir)
-    run.evaluation = _score(run, s.test)
+    findings = sort_findings(outcome.findings)
+    runs.atomic_write_json(run_dir / runs.RUN_FILES["findings"], [f.to_dict() for f in findings])
+    if auto_fix:
+        runs.atomic_write_json(run_dir / runs.RUN_FILES["repairs"], outcome.repairs)
+    run = Run(outcome.plan, prep.profile, prep.preprocessor, model, history, path=run_dir,
+              findings=findings, repairs=outcome.repairs)
+    run.evaluation = _score(run, prep.splits.test)
     run.evaluation["training"] = {"epochs": len(history.epochs), "stop_reason":
                                   history.stop_reason, "best_epoch": history.best_epoch,
                                   "seconds": round(history.seconds, 3)}
@@ -245,8 +296,11 @@ def load_run(path: str | Path) -> Run:
         history.epochs = [json.loads(line) for line in
                           files["metrics"].read_text(encoding="utf-8").splitlines() if line]
     evaluation = runs.read_json(files["evaluation"]) if files["evaluation"].exists() else {}
+    findings = ([Finding.from_dict(f) for f in runs.read_json(files["findings"])]
+                if files["findings"].exists() else [])
+    repairs = runs.read_json(files["repairs"]) if files["repairs"].exists() else []
     training = evaluation.get("training", {})
     history.stop_reason = training.get("stop_reason", "")
     history.best_epoch = training.get("best_epoch")
     return Run(plan_, DataProfile.from_dict(runs.read_json(files["profile"])), pre, model,
-               history, evaluation, path)
+               history, evaluation, path, findings, repairs)

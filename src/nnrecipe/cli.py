@@ -14,6 +14,7 @@ from . import api
 from .errors import NnrecipeError
 from .plan import KEYS, parse_set_options
 from .report.summary import key_choices, metric_rows
+from .report.tables import findings_table
 from .runs import atomic_write_json, atomic_write_text
 
 app = typer.Typer(
@@ -40,6 +41,10 @@ OutDirOpt = Annotated[Path | None, typer.Option(
 EpochsOpt = Annotated[int | None, typer.Option(
     help="Cap on epochs (early stopping may end sooner).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the run directory.")]
+StrictOpt = Annotated[bool, typer.Option(help="Exit with code 3 when an error-level finding "
+                                              "fires.")]
+PreflightOpt = Annotated[bool, typer.Option(
+    "--preflight/--no-preflight", help="Run the pre-flight checks before epoch 1.")]
 
 
 def _overrides(set_: list[str] | None, seed: int | None, max_epochs: int | None) -> dict:
@@ -56,18 +61,49 @@ def train(
     data: DataArg, target: TargetOpt, test: TestOpt = None, valid: ValidOpt = None,
     task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
     max_epochs: EpochsOpt = None, quiet: QuietOpt = False,
+    auto_fix: Annotated[bool, typer.Option(
+        "--auto-fix", help="When an error-level symptom fires (NaN, exploding or vanishing "
+        "gradients, dead ReLUs, divergence, cannot overfit), apply its fix and carry on.")
+    ] = False,
+    max_repairs: Annotated[int, typer.Option(help="Most repair attempts with --auto-fix.")] = 3,
+    preflight: PreflightOpt = True, strict: StrictOpt = False,
 ) -> None:
-    """Profile the data, plan a network (with reasons), train it, evaluate it against a dumb
-    baseline, and write the run directory with summary.md."""
+    """Profile the data, plan a network (with reasons), train it under the doctor's eye,
+    evaluate it against a dumb baseline, and write the run directory with summary.md."""
     run = api.fit(data, target, task=task, overrides=_overrides(set_, seed, max_epochs),
-                  test=test, valid=valid, out=out, progress=not quiet)
+                  test=test, valid=valid, out=out, progress=not quiet, auto_fix=auto_fix,
+                  max_repairs=max_repairs, preflight=preflight)
     if quiet:
         print(run.path)
-        return
-    _print_choices(run.plan)
-    _print_metrics(run.evaluation, "Test")
-    out_console.print(f"Stopped: {run.history.stop_reason}")
-    out_console.print(f"Run directory: {run.path}\nSummary: {run.path / 'summary.md'}")
+    else:
+        _print_choices(run.plan)
+        _print_findings(run.findings)
+        _print_repairs(run.repairs)
+        _print_metrics(run.evaluation, "Test")
+        out_console.print(f"Stopped: {run.history.stop_reason}")
+        out_console.print(f"Run directory: {run.path}\nSummary: {run.path / 'summary.md'}")
+    _exit_if_strict(run.findings, strict)
+
+
+@app.command()
+def doctor(
+    data: DataArg, target: TargetOpt, test: TestOpt = None, valid: ValidOpt = None,
+    task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
+    epochs: Annotated[int, typer.Option(help="Epochs of the probe training.")] = 5,
+    quiet: QuietOpt = False, preflight: PreflightOpt = True, strict: StrictOpt = False,
+) -> None:
+    """Check the data and the configuration, run the pre-flight checks and a short probe
+    training under the live monitors, and print the findings with their advice. Trains
+    nothing to completion. Exit 0 even with findings (3 with --strict and an error)."""
+    run = api.diagnose(data, target, task=task, overrides=_overrides(set_, seed, None),
+                       test=test, valid=valid, out=out, probe_epochs=epochs,
+                       progress=not quiet, preflight=preflight)
+    if quiet:
+        print(run.path)
+    else:
+        _print_findings(run.findings, advice=True)
+        out_console.print(f"Run directory: {run.path} (findings.json)")
+    _exit_if_strict(run.findings, strict)
 
 
 @app.command()
@@ -133,6 +169,25 @@ def _print_choices(p: Any) -> None:
     for key, value, reason in key_choices(p):
         table.add_row(key, str(value), reason)
     out_console.print(table)
+
+
+def _print_findings(findings: list, advice: bool = False) -> None:
+    if not findings:
+        out_console.print("The doctor found nothing to report.")
+        return
+    out_console.print(findings_table(findings, advice=advice,
+                                     title="The doctor's findings (worst first; findings.json)"))
+
+
+def _print_repairs(repairs: list) -> None:
+    for r in repairs:
+        change = ", ".join(f"{k}={v}" for k, v in r["change"].items())
+        out_console.print(f"Repair {r['attempt']}: {r['title']} → {change} ({r['restart']})")
+
+
+def _exit_if_strict(findings: list, strict: bool) -> None:
+    if strict and any(f.severity == "error" for f in findings):
+        raise typer.Exit(3)
 
 
 def _print_metrics(evaluation: dict, title: str) -> None:

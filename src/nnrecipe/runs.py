@@ -42,6 +42,8 @@ RUN_FILES = {
     "preprocess": "preprocess.json",
     "checkpoints": "checkpoints",
     "summary": "summary.md",
+    "findings": "findings.json",
+    "repairs": "repairs.json",
 }
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..api import Run
 
-__all__ = ["render_summary", "key_choices", "metric_rows", "data_notes"]
+__all__ = ["render_summary", "key_choices", "metric_rows", "data_notes", "findings_lines"]
 
 KEY_CHOICES = ("task", "model.hidden_layers", "model.width", "model.activation", "model.init",
                "model.batchnorm", "model.dropout", "model.output_activation", "loss.name",
@@ -44,7 +44,7 @@ def _fmt(v: Any) -> str:
         return f"{v:.4g}"
     if isinstance(v, dict):
         return ", ".join(v) or "none"
-    return str(v)
+    return "n/a" if v is None else str(v)
 
 
 def data_notes(run: Run) -> list[str]:
@@ -69,6 +69,29 @@ def data_notes(run: Run) -> list[str]:
             notes.append(f"{k} {part} row(s) also appear in the training split: their "
                          "scores flatter the model.")
     return notes
+
+
+def findings_lines(run: Run) -> list[str]:
+    """The doctor's findings (worst first) and any repairs, as markdown lines."""
+    out = []
+    if run.findings:
+        out += ["", "## The doctor's findings", ""]
+        for f in run.findings:
+            where = ", ".join(x for x in (f"epoch {f.epoch}" if f.epoch else "",
+                                          f"layer {f.layer}" if f.layer else "") if x)
+            advice = f" Advice: {f.advice[0]}" if f.advice else ""
+            out.append(f"- **{f.severity}** {f.title}{f' ({where})' if where else ''}: "
+                       f"{f.explanation}{advice}")
+    if run.repairs:
+        out += ["", "## Repairs (--auto-fix)", ""]
+        for r in run.repairs:
+            change = ", ".join(f"{k}={v}" for k, v in r["change"].items())
+            after = r.get("after") or {}
+            before = r.get("before") or {}
+            out.append(f"- Attempt {r['attempt']}: {r['title']} → {change}; {r['restart']}. "
+                       f"val_loss {_fmt(before.get('val_loss'))} → "
+                       f"{_fmt(after.get('val_loss'))}")
+    return out
 
 
 def render_summary(run: Run) -> str:
@@ -99,10 +122,12 @@ def render_summary(run: Run) -> str:
               for n, v, bv, _ in metric_rows(ev)]
     lines += ["", "## Key choices", "", "| decision | value | why |", "|---|---|---|"]
     lines += [f"| {k} | {_fmt(v)} | {r} |" for k, v, r in key_choices(plan)]
+    lines += findings_lines(run)
     notes = data_notes(run)
     if notes:
         lines += ["", "## What the data showed", ""] + [f"- {n}" for n in notes]
     lines += ["", "## Files", "", f"Run directory: `{run.path}`", "",
               "plan.yaml (every decision and why) · profile.json · metrics.jsonl · "
-              "evaluation.json · model.pt · preprocess.json · checkpoints/", ""]
+              "evaluation.json · findings.json · model.pt · preprocess.json · checkpoints/"
+              + (" · repairs.json" if run.repairs else ""), ""]
     return "\n".join(lines)

@@ -162,9 +162,9 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
             if not math.isfinite(logs["train_loss"]):
                 state.request_stop(f"the training loss became {logs['train_loss']} at epoch "
                                    f"{epoch}: training cannot recover from non-finite weights")
+            state.history = history.epochs  # includes this epoch
             for w in watchers:
                 w.on_epoch_end(state)
-            state.history = history.epochs
             if state.stop_reason:
                 break
         bar.finish(len(history.epochs))

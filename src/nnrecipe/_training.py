@@ -1,0 +1,126 @@
+"""Training under the doctor's eye, with auto-repair (called by api.fit and api.diagnose).
+
+    1. data and configuration checks, then the pre-flight checks
+    2. train with the live monitor watching
+    3. with auto-fix: when an error-level symptom fires, apply its fix (continue from the
+       last good weights when only the optimizer or training changes, else re-initialise),
+       go on training within the same epoch budget; escalate if the symptom comes back;
+       at most ``max_repairs`` times
+    4. the learning-curve checks and label issues
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .doctor.findings import Finding
+from .doctor.monitors import LiveMonitor
+from .doctor.repair import choose_fix, keeps_weights, repairable_symptom
+from .doctor.run import after_training, before_training, constant_baseline_loss
+from .evaluate import MAIN_METRIC
+from .models import build_mlp, outputs_to_predictions
+from .plan import Decision, Plan, add_parameter_count, make_plan
+from .train import History, make_loss, make_optimizer, predict_batches
+from .train import fit as train_fit
+
+__all__ = ["TrainOutcome", "train_with_doctor"]
+
+
+@dataclass
+class TrainOutcome:
+    plan: Plan
+    model: torch.nn.Module
+    history: History
+    findings: list[Finding] = field(default_factory=list)
+    repairs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train_with_doctor(prep: Any, train: tuple, val: tuple, *, val_metrics: Any, run_dir: Any,
+                      progress: bool, watchers: list, auto_fix: bool, max_repairs: int,
+                      preflight: bool) -> TrainOutcome:
+    plan, model = prep.plan, prep.model
+    task, loss_name = plan["task"], plan["loss.name"]
+    loss_fn = make_loss(loss_name)
+    baseline = constant_baseline_loss(loss_fn, loss_name, train[1])
+    findings = before_training(plan, prep.profile, prep.preprocessor, model, *train, loss_fn,
+                               lambda ps: make_optimizer(plan, ps), preflight=preflight)
+    out = TrainOutcome(plan, model, History(), findings)
+    symptom = repairable_symptom(findings) if auto_fix else None  # a pre-flight symptom
+    overrides, tried, trained = dict(prep.overrides), [], False
+    while True:
+        if symptom is not None:  # 3. repair, then train on
+            fix = choose_fix(symptom, out.plan, tried) if len(out.repairs) < max_repairs else None
+            if fix is not None:
+                tried.append(fix)
+                overrides.update(fix)
+                _apply_fix(out, prep, overrides, fix, symptom)
+            elif trained:
+                break  # nothing left to try: keep the best weights seen
+        monitor = LiveMonitor(stop_on_error=auto_fix, metric_name=MAIN_METRIC[task],
+                              higher_is_better=task != "regression", baseline_loss=baseline)
+        out.history = train_fit(out.model, out.plan, train, val, loss_fn=loss_fn,
+                                val_metrics=val_metrics, main_metric=MAIN_METRIC[task],
+                                watchers=[monitor, *watchers], run_dir=run_dir,
+                                progress=progress, resume=out.history,
+                                tag={"attempt": len(out.repairs)} if auto_fix else None)
+        trained = True
+        out.findings += monitor.findings
+        if out.repairs:
+            out.repairs[-1]["after"] = _snapshot(out.history)
+        symptom = repairable_symptom(monitor.findings) if auto_fix else None
+        if symptom is None:
+            break
+    out.findings += _after(out, val, baseline, prep)
+    return out
+
+
+def _apply_fix(out: TrainOutcome, prep: Any, overrides: dict, fix: dict,
+               symptom: Finding) -> None:
+    """Re-plan with the fix; keep the last good weights or re-initialise."""
+    n_train = prep.splits.train.shape[0]
+    plan = make_plan(prep.profile, n_train, overrides)
+    when = f"epoch {symptom.epoch}" if symptom.epoch else "pre-flight"
+    for key, value in fix.items():
+        plan = plan.with_decision(key, Decision(
+            value, f"auto-fix after '{symptom.title}' ({when}): {symptom.explanation}",
+            "doctor.repair"))
+    keep = keeps_weights(fix) and out.history.best_epoch is not None
+    if not keep:
+        torch.manual_seed(plan["seed"])
+        out.model = build_mlp(plan, prep.preprocessor.n_numeric,
+                              prep.preprocessor.embedding_sizes)
+    n_params = sum(p.numel() for p in out.model.parameters() if p.requires_grad)
+    out.plan = add_parameter_count(plan, n_params, n_train)
+    out.repairs.append({
+        "attempt": len(out.repairs) + 1, "finding": symptom.code, "title": symptom.title,
+        "evidence": symptom.evidence, "epoch": symptom.epoch, "change": fix,
+        "restart": ("continued from the last good weights (epoch "
+                    f"{out.history.best_epoch})" if keep else "re-initialised the network"),
+        "before": _snapshot(out.history), "after": None,
+    })
+
+
+def _snapshot(history: History) -> dict[str, Any] | None:
+    """The last epoch's numbers (the state a repair starts from, or ends in)."""
+    if not history.epochs:
+        return None
+    last = history.epochs[-1]
+    return {k: v for k, v in last.items() if k not in ("seconds", "lr")}
+
+
+def _after(out: TrainOutcome, val: tuple, baseline: float, prep: Any) -> list[Finding]:
+    plan, task = out.plan, out.plan["task"]
+    val_out = predict_batches(out.model, val[0])
+    codes = proba = None
+    if task != "regression":
+        proba = outputs_to_predictions(val_out, task, plan["loss.name"])
+        codes = prep.preprocessor.transform_target(prep.splits.val[prep.profile.target])
+        if not np.all(np.isfinite(proba)):
+            codes = proba = None
+    return after_training(plan, out.history, n_val=len(val[0]), baseline_loss=baseline,
+                          metric_name=MAIN_METRIC[task], val_codes=codes, val_proba=proba,
+                          val_ids=list(prep.splits.val.index))

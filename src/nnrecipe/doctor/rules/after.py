@@ -1,0 +1,229 @@
+"""After-training rules: read the finished learning curves (and the held-out predictions)
+the way a practitioner would.
+
+    train falls, validation rises for several epochs   → overfitting
+    train stays near the input-free baseline, val ≈ train → underfitting
+    too few validation rows, or epoch-to-epoch jitter
+    as large as the improvement                         → noisy_validation
+    held-out rows whose label the model firmly rejects  → label_issues (cleanlab)
+
+Each rule is ``rule(evidence) -> Finding | None`` with its thresholds as keyword defaults;
+``check_after`` runs the registry ``RULES``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..findings import Finding, make_finding
+
+__all__ = ["AfterEvidence", "RULES", "check_after", "find_label_issues", "overfitting",
+           "underfitting", "noisy_validation"]
+
+CLASSIFICATION = ("binary", "multiclass")
+
+
+@dataclass
+class AfterEvidence:
+    """A finished run. Losses are per epoch; ``baseline_loss`` is the loss of the
+    input-independent prediction (class priors, or the mean) on the training split with
+    the same loss function. ``fix_context`` holds the current plan values the fixes build
+    on, by plan key (``model.dropout``, ``optimizer.weight_decay``, ``model.width``,
+    ``model.hidden_layers``, ``optimizer.lr``)."""
+    train_loss: list[float]
+    val_loss: list[float]
+    n_val: int
+    task: str
+    baseline_loss: float | None
+    val_metric: list[float] | None = None
+    metric_name: str | None = None
+    fix_context: dict[str, Any] = field(default_factory=dict)
+
+
+def check_after(ev: AfterEvidence) -> list[Finding]:
+    return [f for rule in RULES if (f := rule(ev)) is not None]
+
+
+def overfitting(ev: AfterEvidence, *, rising_epochs: int = 3,
+                min_rise: float = 0.02) -> Finding | None:
+    """Validation loss ended at least ``rising_epochs`` epochs past its best and
+    ``min_rise`` (relative) above it, while the training loss kept falling. Three epochs
+    and 2% keep ordinary epoch-to-epoch jitter from counting as a trend."""
+    train, val = _finite(ev.train_loss), _finite(ev.val_loss)
+    if train is None or val is None or len(val) != len(train) or len(val) <= rising_epochs:
+        return None
+    best = int(np.argmin(val))
+    since = len(val) - 1 - best
+    rise = val[-1] - val[best]
+    if since < rising_epochs or rise <= min_rise * abs(val[best]):
+        return None
+    if train[-1] >= train[best]:  # training did not improve either: not overfitting
+        return None
+    dropout = _ctx(ev, "model.dropout", 0.0)
+    wd = _ctx(ev, "optimizer.weight_decay", 0.0)
+    fix = {"model.dropout": round(min(0.5, dropout + 0.1), 3),
+           "optimizer.weight_decay": 1e-4 if wd < 1e-4 else min(10.0, wd * 10)}
+    if fix["model.dropout"] <= dropout:
+        del fix["model.dropout"]
+    return make_finding(
+        "overfitting",
+        {"best_epoch": best + 1, "best_val_loss": val[best], "final_val_loss": val[-1],
+         "val_rise": rise, "final_train_loss": train[-1], "gap": val[-1] - train[-1],
+         "epochs_since_best": since},
+        f"Validation loss was lowest at epoch {best + 1} ({val[best]:.4g}) and rose to "
+        f"{val[-1]:.4g} over the next {since} epochs while the training loss kept falling to "
+        f"{train[-1]:.4g}: the network is memorising the training rows instead of learning "
+        "what carries over.",
+        ["Regularise: more dropout (0.1 to 0.5 is the usual range), weight decay, or early "
+         "stopping on validation loss (the best epoch's weights are the ones to keep).",
+         "More training data (or augmentation) helps more than any regulariser.",
+         "A smaller network is the other lever if regularising is not enough."],
+        fix or None, epoch=best + 1)
+
+
+def underfitting(ev: AfterEvidence, *, near_baseline: float = 0.8,
+                 max_gap: float = 0.1) -> Finding | None:
+    """The final training loss is above ``near_baseline`` × the input-free baseline and
+    validation is within ``max_gap`` (relative) of it: the network learned little beyond
+    the class priors / the mean, and it is not a generalisation problem."""
+    train = _finite(ev.train_loss)
+    if train is None or not ev.baseline_loss or not math.isfinite(ev.baseline_loss):
+        return None
+    final = train[-1]
+    if final <= near_baseline * ev.baseline_loss:
+        return None
+    val = _finite(ev.val_loss)
+    if val is not None and abs(val[-1] - final) > max_gap * max(abs(final), 1e-12):
+        return None
+    fix = {}
+    layers, width = _ctx(ev, "model.hidden_layers", None), _ctx(ev, "model.width", None)
+    if layers is not None:
+        fix["model.hidden_layers"] = min(64, int(layers) + 1)
+    if width is not None:
+        fix["model.width"] = min(8192, int(width) * 2)
+    evidence = {"final_train_loss": final, "baseline_loss": ev.baseline_loss,
+                "ratio": final / ev.baseline_loss}
+    if val is not None:
+        evidence["final_val_loss"] = val[-1]
+    return make_finding(
+        "underfitting", evidence,
+        f"After {len(train)} epochs the training loss ({final:.4g}) is still "
+        f"{final / ev.baseline_loss:.0%} of what predicting the "
+        f"{'class priors' if ev.task in CLASSIFICATION else 'mean'} for every row scores "
+        f"({ev.baseline_loss:.4g}), and validation is no better: the network has learned "
+        "little from the inputs.",
+        ["Train longer, or raise capacity: more layers or more units per layer.",
+         "Try a higher learning rate (an LR range test finds it) if the loss fell slowly "
+         "throughout.",
+         "If no setting beats the baseline, check that the inputs carry the signal (the "
+         "pre-flight's zeroed-input comparison) and that features are scaled."],
+        fix or None)
+
+
+def noisy_validation(ev: AfterEvidence, *, min_rows: int = 100, max_noise_share: float = 0.5,
+                     min_epochs: int = 5) -> Finding | None:
+    """Fewer than ``min_rows`` validation rows, or the validation metric's epoch-to-epoch
+    noise is at least ``max_noise_share`` of its whole improvement over training. The noise
+    is taken from second differences, std(Δ²m)/√6, which a smooth learning curve leaves
+    near zero."""
+    se = _binomial_se(ev)
+    evidence: dict[str, Any] = {"n_val": ev.n_val}
+    if se is not None:
+        evidence["standard_error"] = se
+    if ev.n_val < min_rows:
+        why = f"only {ev.n_val} rows" + (f": one row moves accuracy by {1 / max(ev.n_val, 1):.1%}"
+                                         if ev.task in CLASSIFICATION else "")
+    else:
+        m = _finite(ev.val_metric) if ev.val_metric is not None else None
+        if m is None or len(m) < min_epochs:
+            return None
+        noise = float(np.std(np.diff(m, 2)) / math.sqrt(6))
+        gain = max(abs(max(m) - m[0]), abs(min(m) - m[0]))
+        if noise == 0 or noise < max_noise_share * gain:
+            return None
+        evidence.update(metric_noise=noise, metric_improvement=gain)
+        why = (f"{ev.metric_name or 'the metric'} jitters by about {noise:.3g} from epoch to "
+               f"epoch against an improvement of {gain:.3g} over the whole run")
+    extra = "" if se is None else (
+        f" At {ev.metric_name or 'accuracy'} {_last(ev):.3g} the standard error on {ev.n_val} "
+        f"rows is ±{se:.3g}, so differences under about {2 * se:.2g} are chance.")
+    return make_finding(
+        "noisy_validation", evidence,
+        f"The validation set is too small for a stable metric ({why}). Model choices and "
+        f"early stopping made on it follow noise.{extra}",
+        ["Use a bigger validation split if the data allows it.",
+         "With little data, use k-fold cross-validation and compare models on the mean "
+         "over folds.",
+         "Compare models on validation loss (less noisy than accuracy) and treat "
+         "differences within two standard errors as ties."])
+
+
+RULES: tuple[Callable[[AfterEvidence], Finding | None], ...] = (
+    overfitting, underfitting, noisy_validation)
+
+
+def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, row_ids: list, *,
+                      max_listed: int = 20) -> Finding | None:
+    """Rows whose given label the model (out of sample) finds unlikely, by cleanlab's
+    confident learning; listed worst first (lowest probability of the given label).
+
+    ``labels``: class codes 0..C-1, shape (N,); ``pred_probs``: (N, C) out-of-sample
+    probabilities (held-out rows, or cross-validated); ``row_ids``: how to find each row."""
+    from cleanlab.filter import find_label_issues as cl_find  # import only when used
+
+    labels = np.asarray(labels).astype(int)
+    probs = np.asarray(pred_probs, dtype=float)
+    if probs.ndim == 1:
+        probs = np.column_stack([1 - probs, probs])
+    if len(labels) == 0 or len(np.unique(labels)) < 2:
+        return None
+    ranked = cl_find(labels, probs, return_indices_ranked_by="self_confidence")
+    if len(ranked) == 0:
+        return None
+    listed = [(row_ids[i], int(labels[i]), float(probs[i, labels[i]]))
+              for i in ranked[:max_listed]]
+    rows = "; ".join(f"{rid} (label {lab}, p={p:.3f})" for rid, lab, p in listed)
+    n, count = len(labels), len(ranked)
+    return make_finding(
+        "label_issues",
+        {"count": count, "share": count / n, "rows_checked": n, "listed": len(listed),
+         "rows": rows},
+        f"{count} of {n} held-out rows ({count / n:.1%}) carry a label the model confidently "
+        "disagrees with. Some are model mistakes; others are wrong labels, which cap any "
+        "model's accuracy and mislead evaluation.",
+        ["Look at these rows (worst first): " + rows,
+         "Fix labels that are wrong; if they are right, the model fails on them: find "
+         "what they have in common and add more rows like them."])
+
+
+# ------------------------------------------------------------------------- helpers
+
+def _finite(values: list[float] | None) -> list[float] | None:
+    """The values as floats, or None when missing, empty or not all finite (a run that
+    went NaN is the live rules' business)."""
+    if not values or any(v is None for v in values):
+        return None
+    out = [float(v) for v in values]
+    return out if all(math.isfinite(v) for v in out) else None
+
+
+def _ctx(ev: AfterEvidence, key: str, default: Any) -> Any:
+    short = key.split(".")[-1]
+    return ev.fix_context.get(key, ev.fix_context.get(short, default))
+
+
+def _last(ev: AfterEvidence) -> float:
+    return float(ev.val_metric[-1]) if ev.val_metric else math.nan
+
+
+def _binomial_se(ev: AfterEvidence) -> float | None:
+    """sqrt(p(1-p)/n) when the metric is accuracy-like (classification, within [0, 1])."""
+    p = _last(ev)
+    if ev.task not in CLASSIFICATION or not 0 <= p <= 1 or ev.n_val <= 0:
+        return None
+    return math.sqrt(max(p * (1 - p), 0.25 / ev.n_val) / ev.n_val)

@@ -1,0 +1,91 @@
+"""The doctor inside an nnrecipe run: build each family's evidence and run its rules.
+
+Before training: data rules (profile + the inputs as the network sees them) and
+configuration rules (plan + model), then the pre-flight checks on a sample of rows. During
+training: :class:`LiveMonitor`. After: the learning-curve rules and label issues on the
+validation rows (held out from training, so the model's probabilities there are out of
+fold).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..plan import Plan
+from .findings import Finding
+from .preflight import run_preflight
+from .rules.after import AfterEvidence, check_after, find_label_issues
+from .rules.config import check_config, config_evidence_from_plan
+from .rules.data import DataEvidence, check_data
+
+__all__ = ["before_training", "after_training", "constant_baseline_loss", "PREFLIGHT_ROWS"]
+
+PREFLIGHT_ROWS = 512  # rows handed to the pre-flight checks: enough signal, a few seconds
+
+
+@torch.no_grad()
+def constant_baseline_loss(loss_fn: torch.nn.Module, loss_name: str, y: torch.Tensor) -> float:
+    """The loss of the best input-independent prediction on ``y``: class priors as logits
+    for bce / cross-entropy, the mean (mse) or median (mae, huber) otherwise."""
+    if loss_name == "cross_entropy":
+        priors = torch.bincount(y).float().clamp_min(1) / len(y)
+        return loss_fn(priors.log().expand(len(y), -1), y).item()
+    if loss_name == "bce":
+        p = y.float().mean(0).clamp(1e-6, 1 - 1e-6)
+        return loss_fn((p / (1 - p)).log().expand_as(y), y).item()
+    center = y.float().mean(0) if loss_name == "mse" else y.float().median(0).values
+    return loss_fn(center.expand_as(y), y).item()
+
+
+def before_training(plan: Plan, profile: Any, pre: Any, model: torch.nn.Module,
+                    x: torch.Tensor, y: torch.Tensor, loss_fn: torch.nn.Module,
+                    make_optimizer: Any, *, preflight: bool) -> list[Finding]:
+    """Data, configuration and (unless turned off) pre-flight findings."""
+    n_num = pre.n_numeric
+    names = pre.feature_names[:n_num]
+    means, stds = x[:, :n_num].mean(0), x[:, :n_num].std(0)
+    findings = check_data(DataEvidence(profile, plan, dict(zip(names, means.tolist(), strict=True)),
+                                       dict(zip(names, stds.tolist(), strict=True))))
+    findings += check_config(config_evidence_from_plan(plan, model, len(x),
+                                                       profile.target_summary))
+    if preflight:
+        rows = torch.randperm(len(x), generator=torch.Generator().manual_seed(plan["seed"]))
+        rows = rows[:PREFLIGHT_ROWS]
+        findings += run_preflight(model, loss_fn, make_optimizer, x[rows], y[rows],
+                                  task=plan["task"], class_priors=_priors(profile),
+                                  lr=plan["optimizer.lr"], seed=plan["seed"])
+    return findings
+
+
+def after_training(plan: Plan, history: Any, *, n_val: int, baseline_loss: float,
+                   metric_name: str, val_codes: np.ndarray | None,
+                   val_proba: np.ndarray | None, val_ids: list[Any]) -> list[Finding]:
+    epochs = history.epochs
+    metric = [e.get(f"val_{metric_name}") for e in epochs]
+    ev = AfterEvidence(
+        train_loss=[e["train_loss"] for e in epochs],
+        val_loss=[e.get("val_loss") for e in epochs],
+        n_val=n_val, task=plan["task"], baseline_loss=baseline_loss,
+        val_metric=metric if all(m is not None for m in metric) else None,
+        metric_name=metric_name,
+        fix_context={k: plan[k] for k in ("model.dropout", "optimizer.weight_decay",
+                                          "model.width", "model.hidden_layers",
+                                          "optimizer.lr")},
+    )
+    findings = check_after(ev)
+    if val_codes is not None and val_proba is not None and len(val_codes) >= 20:
+        issue = find_label_issues(val_codes, val_proba, val_ids)
+        if issue is not None:
+            findings.append(issue)
+    return findings
+
+
+def _priors(profile: Any) -> list[float] | None:
+    classes = profile.target_summary.get("classes")
+    if not classes:
+        return None
+    total = sum(classes.values())
+    return [v / total for v in classes.values()]

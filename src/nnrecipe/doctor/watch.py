@@ -1,0 +1,99 @@
+"""The doctor on a user's own PyTorch loop, with no nnrecipe plan behind it.
+
+    doctor = Doctor(model, loss_fn=loss_fn, optimizer=opt)   # configuration checks, hooks
+    doctor.preflight(x_batch, y_batch)                       # the debugging recipe's checks
+    for x, y in loader:
+        ...; loss.backward(); doctor.after_backward(loss); opt.step()
+    doctor.end_epoch(train_loss, val_loss)                   # optional: learning-curve rules
+    doctor.findings; doctor.report()
+
+Works on any ``nn.Module`` (MLP, CNN, RNN). Statistics are sampled every ``sample_every``
+steps, so the cost between samples is one integer test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import nn
+
+from ..report.tables import findings_table
+from ..train.callbacks import TrainState
+from .findings import Finding, sort_findings
+from .monitors import LiveMonitor
+from .preflight import run_preflight
+from .rules.config import check_config, config_evidence_from_objects
+
+__all__ = ["Doctor"]
+
+
+class Doctor:
+    def __init__(self, model: nn.Module, loss_fn: nn.Module | None = None,
+                 optimizer: torch.optim.Optimizer | None = None, *, sample_every: int = 50,
+                 batch_size: int | None = None, metric_name: str | None = None,
+                 higher_is_better: bool = True):
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self._static: list[Finding] = check_config(
+            config_evidence_from_objects(model, loss_fn, optimizer, batch_size=batch_size))
+        self.monitor = LiveMonitor(sample_every=sample_every, metric_name=metric_name,
+                                   higher_is_better=higher_is_better)
+        self._state = TrainState(model=model, optimizer=optimizer, plan=None, max_epochs=0)
+        self.monitor.on_train_begin(self._state)
+        self.monitor.before_step(self._state)  # arm the hooks for the first forward pass
+
+    def preflight(self, x: torch.Tensor, y: torch.Tensor, *, task: str | None = None,
+                  class_priors: Sequence[float] | None = None) -> list[Finding]:
+        """Loss at init, overfit a tiny batch, gradients reach every parameter, inputs beat
+        zeroed inputs. Runs on copies: the model and optimizer are left as they were."""
+        if self.loss_fn is None:
+            raise ValueError("Doctor.preflight needs loss_fn")
+        opt = self.optimizer
+        lr = opt.param_groups[0]["lr"] if opt is not None else None
+
+        def make_optimizer(params: Any) -> torch.optim.Optimizer:
+            if opt is None:
+                return torch.optim.Adam(params, lr=1e-3)
+            return type(opt)(params, **opt.defaults)
+
+        found = run_preflight(self.model, self.loss_fn, make_optimizer, x, y, task=task,
+                              class_priors=list(class_priors) if class_priors else None, lr=lr)
+        self._static += found
+        return found
+
+    def after_backward(self, loss: torch.Tensor) -> None:
+        """Call once per step, after ``loss.backward()`` and before ``optimizer.step()``."""
+        self._state.step += 1
+        self._state.loss = loss.detach()
+        self.monitor.after_step(self._state)
+        self.monitor.before_step(self._state)  # arm the hooks if the next step is sampled
+
+    def end_epoch(self, train_loss: float, val_loss: float | None = None,
+                  **val_metrics: float) -> None:
+        """Optional, once per epoch: the learning-curve rules (divergence, oscillation...)."""
+        self._state.epoch += 1
+        logs = {"epoch": self._state.epoch, "train_loss": float(train_loss)}
+        if val_loss is not None:
+            logs["val_loss"] = float(val_loss)
+        logs.update({f"val_{k}": float(v) for k, v in val_metrics.items()})
+        if self.optimizer is not None:
+            logs["lr"] = self.optimizer.param_groups[0]["lr"]
+        self._state.logs = logs
+        self.monitor.on_epoch_end(self._state)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return sort_findings(self._static + self.monitor.findings)
+
+    def report(self, console: Console | None = None) -> None:
+        console = console or Console()
+        if not self.findings:
+            console.print("The doctor found nothing to report.")
+            return
+        console.print(findings_table(self.findings, advice=True))
+
+    def close(self) -> None:
+        """Remove any forward hooks still attached (when training stops mid-sample)."""
+        self.monitor.on_train_end(self._state)

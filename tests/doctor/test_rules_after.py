@@ -1,0 +1,169 @@
+"""After-training rules on scripted learning curves, and label issues on planted flips."""
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_predict
+
+from nnrecipe.doctor.rules.after import (
+    RULES,
+    AfterEvidence,
+    check_after,
+    find_label_issues,
+    noisy_validation,
+    overfitting,
+    underfitting,
+)
+from nnrecipe.plan import KEYS, validate_overrides
+
+CONTEXT = {"model.dropout": 0.2, "optimizer.weight_decay": 0.0, "model.width": 64,
+           "model.hidden_layers": 2, "optimizer.lr": 1e-3}
+HEALTHY_TRAIN = [0.69, 0.50, 0.40, 0.34, 0.30, 0.28, 0.27, 0.26]
+HEALTHY_VAL = [0.68, 0.52, 0.43, 0.37, 0.34, 0.33, 0.325, 0.323]
+HEALTHY_ACC = [0.62, 0.76, 0.82, 0.85, 0.864, 0.868, 0.871, 0.872]
+
+
+def _ev(train=HEALTHY_TRAIN, val=HEALTHY_VAL, n_val=2000, baseline=0.69, metric=HEALTHY_ACC,
+        task="binary", **context):
+    return AfterEvidence(train_loss=list(train), val_loss=list(val), n_val=n_val, task=task,
+                         baseline_loss=baseline, val_metric=metric, metric_name="accuracy",
+                         fix_context={**CONTEXT, **context})
+
+
+def test_a_healthy_run_has_no_after_findings():
+    assert check_after(_ev()) == []
+    assert [r.__name__ for r in RULES] == ["overfitting", "underfitting", "noisy_validation"]
+
+
+# ------------------------------------------------------------------------ overfitting
+
+def test_validation_rising_while_training_falls_is_overfitting():
+    train = [0.69, 0.50, 0.38, 0.30, 0.22, 0.15, 0.10]
+    val = [0.68, 0.52, 0.45, 0.47, 0.52, 0.58, 0.66]
+    f = overfitting(_ev(train, val))
+    assert f.code == "overfitting" and f.severity == "warning"
+    assert f.epoch == f.evidence["best_epoch"] == 3
+    assert f.evidence["val_rise"] == pytest.approx(0.21)
+    assert f.evidence["gap"] == pytest.approx(0.56)
+    assert f.fix == {"model.dropout": 0.3, "optimizer.weight_decay": 1e-4}
+    validate_overrides(f.fix)  # the fix is a valid set of plan overrides
+
+
+def test_overfitting_fix_escalates_from_the_current_values():
+    train, val = [1, 0.8, 0.6, 0.5, 0.4, 0.3], [1, 0.9, 0.95, 1.0, 1.1, 1.2]
+    f = overfitting(_ev(train, val, **{"model.dropout": 0.5, "optimizer.weight_decay": 1e-3}))
+    assert f.fix == {"optimizer.weight_decay": pytest.approx(1e-2)}
+
+
+@pytest.mark.parametrize("val", [
+    [0.68, 0.52, 0.45, 0.46, 0.455, 0.45, 0.452],  # flat within jitter: not a rise
+    [0.68, 0.52, 0.45, 0.44, 0.50, 0.55, 0.43],    # best at the end
+    [0.68, 0.52, 0.45, 0.47, 0.52, 0.58, math.nan],  # a run gone NaN is the live rules' job
+])
+def test_jitter_or_a_late_best_is_not_overfitting(val):
+    assert overfitting(_ev([0.69, 0.50, 0.38, 0.30, 0.22, 0.15, 0.10], val)) is None
+
+
+def test_both_losses_rising_is_not_overfitting():
+    train = [0.69, 0.50, 0.45, 0.50, 0.60, 0.70, 0.80]  # diverging, not memorising
+    assert overfitting(_ev(train, [0.68, 0.52, 0.45, 0.50, 0.60, 0.70, 0.80])) is None
+
+
+# ----------------------------------------------------------------------- underfitting
+
+def test_training_stuck_near_the_baseline_is_underfitting():
+    train = [0.693, 0.680, 0.672, 0.668, 0.666, 0.665]
+    val = [0.692, 0.682, 0.675, 0.671, 0.669, 0.668]
+    f = underfitting(_ev(train, val, baseline=0.69))
+    assert f.code == "underfitting" and f.evidence["ratio"] == pytest.approx(0.665 / 0.69, 1e-3)
+    assert f.fix == {"model.hidden_layers": 3, "model.width": 128}
+    validate_overrides(f.fix)
+
+
+def test_a_linear_model_gets_a_hidden_layer():
+    f = underfitting(_ev([0.7, 0.69], [0.7, 0.69], **{"model.hidden_layers": 0}))
+    assert f.fix["model.hidden_layers"] == 1 and set(f.fix) <= set(KEYS)
+
+
+@pytest.mark.parametrize("train,val,baseline", [
+    (HEALTHY_TRAIN, HEALTHY_VAL, 0.69),                   # well below the baseline
+    ([0.69, 0.65, 0.60], [0.69, 0.68, 0.80], 0.69),       # val far from train: another story
+    ([0.69, 0.68, 0.67], [0.69, 0.68, 0.67], None),       # no baseline to compare with
+])
+def test_learning_well_below_the_baseline_is_not_underfitting(train, val, baseline):
+    assert underfitting(_ev(train, val, baseline=baseline)) is None
+
+
+# ------------------------------------------------------------------- noisy validation
+
+def test_a_small_validation_set_is_noisy():
+    f = noisy_validation(_ev(n_val=40))
+    assert f.code == "noisy_validation" and f.fix is None and f.evidence["n_val"] == 40
+    assert f.evidence["standard_error"] == pytest.approx(math.sqrt(0.872 * 0.128 / 40), 1e-3)
+    assert any("cross-validation" in a for a in f.advice)
+
+
+def test_a_metric_that_jitters_as_much_as_it_improves_is_noisy():
+    jitter = [0.70, 0.75, 0.68, 0.74, 0.69, 0.76, 0.70, 0.73]
+    f = noisy_validation(_ev(n_val=400, metric=jitter))
+    assert f.evidence["metric_noise"] >= 0.5 * f.evidence["metric_improvement"]
+
+
+@pytest.mark.parametrize("metric", [HEALTHY_ACC, [0.5] * 8, None])
+def test_a_large_validation_set_with_a_smooth_metric_is_not_noisy(metric):
+    assert noisy_validation(_ev(n_val=400, metric=metric)) is None
+
+
+def test_regression_metrics_get_no_binomial_error():
+    rmse = [1.0, 0.8, 0.7, 0.65, 0.62, 0.61]
+    f = noisy_validation(_ev(n_val=50, metric=rmse, task="regression"))
+    assert "standard_error" not in f.evidence
+    assert noisy_validation(_ev(n_val=500, metric=rmse, task="regression")) is None
+
+
+# ----------------------------------------------------------------------- label issues
+
+def _separable(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    x[:, 0] += np.where(y == 1, 1.0, -1.0)  # a margin between the classes
+    return x, y, rng
+
+
+def _listed(finding):
+    return {int(part.split(" ")[0][1:]) for part in finding.evidence["rows"].split("; ")}
+
+
+def test_flipped_labels_are_found_and_listed_worst_first():
+    x, y, rng = _separable()
+    flipped = rng.choice(len(y), len(y) // 20, replace=False)  # 5% of the labels
+    noisy = y.copy()
+    noisy[flipped] = 1 - noisy[flipped]
+    proba = cross_val_predict(LogisticRegression(), x, noisy, cv=5, method="predict_proba")
+    f = find_label_issues(noisy, proba, [f"r{i}" for i in range(len(y))], max_listed=40)
+    assert f.code == "label_issues" and f.severity == "warning"
+    listed = _listed(f)
+    assert len(listed & set(flipped)) >= 0.8 * len(flipped)  # most flips found
+    assert len(listed - set(flipped)) <= 2                   # few false alarms
+    assert f.evidence["share"] == pytest.approx(f.evidence["count"] / len(y), abs=1e-3)
+    probs = [float(p.rsplit("p=", 1)[1].rstrip(")")) for p in f.evidence["rows"].split("; ")]
+    assert probs == sorted(probs) and probs[0] < 0.1  # worst first: given label least likely
+
+
+def test_the_list_is_capped():
+    x, y, rng = _separable()
+    flipped = rng.choice(len(y), 20, replace=False)
+    y[flipped] = 1 - y[flipped]
+    proba = cross_val_predict(LogisticRegression(), x, y, cv=5, method="predict_proba")
+    f = find_label_issues(y, proba, list(range(len(y))), max_listed=5)
+    assert f.evidence["listed"] == 5 and f.evidence["count"] > 5
+
+
+def test_clean_labels_give_no_label_issues():
+    x, y, _ = _separable()
+    proba = cross_val_predict(LogisticRegression(), x, y, cv=5, method="predict_proba")
+    assert find_label_issues(y, proba, list(range(len(y)))) is None
+    assert find_label_issues(y, proba[:, 1], list(range(len(y)))) is None  # P(class 1) alone
