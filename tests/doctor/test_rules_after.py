@@ -60,6 +60,7 @@ def test_overfitting_fix_escalates_from_the_current_values():
 @pytest.mark.parametrize("val", [
     [0.68, 0.52, 0.45, 0.46, 0.455, 0.45, 0.452],  # flat within jitter: not a rise
     [0.68, 0.52, 0.45, 0.44, 0.50, 0.55, 0.43],    # best at the end
+    [0.68, 0.52, 0.45, 0.50, 0.47, 0.46, 0.455],   # a spike settling back: no upward trend
     [0.68, 0.52, 0.45, 0.47, 0.52, 0.58, math.nan],  # a run gone NaN is the live rules' job
 ])
 def test_jitter_or_a_late_best_is_not_overfitting(val):

@@ -62,7 +62,8 @@ def before_training(plan: Plan, profile: Any, pre: Any, model: torch.nn.Module,
 
 def after_training(plan: Plan, history: Any, *, n_val: int, baseline_loss: float,
                    metric_name: str, val_codes: np.ndarray | None,
-                   val_proba: np.ndarray | None, val_ids: list[Any]) -> list[Finding]:
+                   val_proba: np.ndarray | None, val_ids: list[Any],
+                   min_gain_for_labels: float = 0.7) -> list[Finding]:
     epochs = history.epochs
     metric = [e.get(f"val_{metric_name}") for e in epochs]
     ev = AfterEvidence(
@@ -76,7 +77,11 @@ def after_training(plan: Plan, history: Any, *, n_val: int, baseline_loss: float
                                           "optimizer.lr")},
     )
     findings = check_after(ev)
-    if val_codes is not None and val_proba is not None and len(val_codes) >= 20:
+    # A model that learned little calls every hard row mislabelled: only a model clearly
+    # better than the input-independent baseline gets to judge the labels.
+    best = min((v for v in ev.val_loss if v is not None and np.isfinite(v)), default=np.inf)
+    learned = best < min_gain_for_labels * baseline_loss
+    if learned and val_codes is not None and val_proba is not None and len(val_codes) >= 20:
         issue = find_label_issues(val_codes, val_proba, val_ids)
         if issue is not None:
             findings.append(issue)

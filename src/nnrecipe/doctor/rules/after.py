@@ -51,17 +51,22 @@ def check_after(ev: AfterEvidence) -> list[Finding]:
 
 def overfitting(ev: AfterEvidence, *, rising_epochs: int = 3,
                 min_rise: float = 0.02) -> Finding | None:
-    """Validation loss ended at least ``rising_epochs`` epochs past its best and
-    ``min_rise`` (relative) above it, while the training loss kept falling. Three epochs
-    and 2% keep ordinary epoch-to-epoch jitter from counting as a trend."""
+    """Validation loss ended at least ``rising_epochs`` epochs past its best, trending up
+    (a positive least-squares slope since the best epoch) with its last ``rising_epochs``
+    values on average ``min_rise`` (relative) above the best, while the training loss kept
+    falling. Averaging three epochs and asking 2% keeps one noisy epoch from counting."""
     train, val = _finite(ev.train_loss), _finite(ev.val_loss)
     if train is None or val is None or len(val) != len(train) or len(val) <= rising_epochs:
         return None
     best = int(np.argmin(val))
     since = len(val) - 1 - best
-    rise = val[-1] - val[best]
-    if since < rising_epochs or rise <= min_rise * abs(val[best]):
+    if since < rising_epochs:
         return None
+    recent = float(np.mean(val[-rising_epochs:])) - val[best]
+    slope = float(np.polyfit(np.arange(since + 1), val[best:], 1)[0])
+    if slope <= 0 or recent <= min_rise * abs(val[best]):
+        return None
+    rise = val[-1] - val[best]
     if train[-1] >= train[best]:  # training did not improve either: not overfitting
         return None
     dropout = _ctx(ev, "model.dropout", 0.0)
@@ -135,20 +140,22 @@ def noisy_validation(ev: AfterEvidence, *, min_rows: int = 100, max_noise_share:
     evidence: dict[str, Any] = {"n_val": ev.n_val}
     if se is not None:
         evidence["standard_error"] = se
-    if ev.n_val < min_rows:
-        why = f"only {ev.n_val} rows" + (f": one row moves accuracy by {1 / max(ev.n_val, 1):.1%}"
-                                         if ev.task in CLASSIFICATION else "")
-    else:
-        m = _finite(ev.val_metric) if ev.val_metric is not None else None
-        if m is None or len(m) < min_epochs:
-            return None
+    m = _finite(ev.val_metric) if ev.val_metric is not None else None
+    noise = gain = 0.0
+    if m is not None and len(m) >= min_epochs:
         noise = float(np.std(np.diff(m, 2)) / math.sqrt(6))
         gain = max(abs(max(m) - m[0]), abs(min(m) - m[0]))
-        if noise == 0 or noise < max_noise_share * gain:
-            return None
+    if noise > 0 and noise >= max_noise_share * gain:
+        severity = "warning"  # measured: the curve is mostly noise
         evidence.update(metric_noise=noise, metric_improvement=gain)
         why = (f"{ev.metric_name or 'the metric'} jitters by about {noise:.3g} from epoch to "
                f"epoch against an improvement of {gain:.3g} over the whole run")
+    elif ev.n_val < min_rows:
+        severity = "info"  # small, but the curve was steady: worth knowing, not alarming
+        why = f"only {ev.n_val} rows" + (f": one row moves accuracy by {1 / max(ev.n_val, 1):.1%}"
+                                         if ev.task in CLASSIFICATION else "")
+    else:
+        return None
     extra = "" if se is None else (
         f" At {ev.metric_name or 'accuracy'} {_last(ev):.3g} the standard error on {ev.n_val} "
         f"rows is ±{se:.3g}, so differences under about {2 * se:.2g} are chance.")
@@ -160,7 +167,7 @@ def noisy_validation(ev: AfterEvidence, *, min_rows: int = 100, max_noise_share:
          "With little data, use k-fold cross-validation and compare models on the mean "
          "over folds.",
          "Compare models on validation loss (less noisy than accuracy) and treat "
-         "differences within two standard errors as ties."])
+         "differences within two standard errors as ties."], severity=severity)
 
 
 RULES: tuple[Callable[[AfterEvidence], Finding | None], ...] = (

@@ -1,0 +1,74 @@
+"""The doctor on a user's own loop: any nn.Module, no plan."""
+
+import torch
+from torch import nn
+
+from nnrecipe import Doctor
+
+
+def _data(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=g)
+    return x, (x[:, 0] + x[:, 1] > 0).long()
+
+
+def _train(doctor, model, loss_fn, opt, x, y, epochs=3, bs=32):
+    for _ in range(epochs):
+        for i in range(0, len(x), bs):
+            loss = loss_fn(model(x[i:i + bs]), y[i:i + bs])
+            opt.zero_grad()
+            loss.backward()
+            doctor.after_backward(loss)
+            opt.step()
+        doctor.end_epoch(loss.item())
+
+
+def test_a_healthy_user_loop_gets_no_warning():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2))
+    opt, loss_fn = torch.optim.Adam(model.parameters(), 1e-3), nn.CrossEntropyLoss()
+    doctor = Doctor(model, loss_fn=loss_fn, optimizer=opt, sample_every=4)
+    x, y = _data()
+    before = [p.clone() for p in model.parameters()]
+    assert doctor.preflight(x, y, task="multiclass") == []
+    for a, b in zip(before, model.parameters(), strict=True):  # pre-flight works on copies
+        assert torch.equal(a, b)
+    _train(doctor, model, loss_fn, opt, x, y)
+    assert [f.code for f in doctor.findings if f.severity != "info"] == []
+
+
+def test_softmax_fed_to_cross_entropy_is_caught_before_training():
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 2), nn.Softmax(dim=1))
+    doctor = Doctor(model, loss_fn=nn.CrossEntropyLoss(),
+                    optimizer=torch.optim.Adam(model.parameters()))
+    assert "loss_activation_mismatch" in [f.code for f in doctor.findings]
+
+
+def test_exploding_gradients_in_a_user_cnn_are_caught_live():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 8 * 8, 2))
+    opt, loss_fn = torch.optim.SGD(model.parameters(), lr=20.0), nn.CrossEntropyLoss()
+    doctor = Doctor(model, loss_fn=loss_fn, optimizer=opt, sample_every=2)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(128, 1, 8, 8, generator=g) * 3
+    y = (x.mean((1, 2, 3)) > 0).long()
+    _train(doctor, model, loss_fn, opt, x, y, epochs=2)
+    codes = {f.code for f in doctor.findings}
+    assert codes & {"exploding_gradients", "nan_loss", "loss_divergence"}
+    exploding = next(f for f in doctor.findings if f.code in codes)
+    assert exploding.severity == "error" and exploding.evidence
+    doctor.close()
+
+
+def test_dead_relus_in_a_user_mlp_name_the_layer():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2))
+    with torch.no_grad():
+        model[0].bias.fill_(-20.0)
+    opt, loss_fn = torch.optim.Adam(model.parameters(), 1e-3), nn.CrossEntropyLoss()
+    doctor = Doctor(model, loss_fn=loss_fn, optimizer=opt, sample_every=1)
+    x, y = _data()
+    _train(doctor, model, loss_fn, opt, x, y, epochs=1)
+    dead = [f for f in doctor.findings if f.code == "dead_relu"]
+    assert dead and dead[0].layer == "1"
