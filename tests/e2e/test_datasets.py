@@ -26,12 +26,20 @@ def _train(cli, tmp_path, data, *extra):
     return out, json.loads((out / "evaluation.json").read_text())
 
 
+def _alarms(out):
+    """Warning- and error-level findings: a healthy default run must have none."""
+    findings = json.loads((out / "findings.json").read_text())
+    return [(f["code"], f["severity"]) for f in findings if f["severity"] != "info"]
+
+
 def test_breast_cancer_reaches_95_percent(cli, tmp_path):
     out, ev = _train(cli, tmp_path, _csv(tmp_path, datasets.load_breast_cancer, "breast_cancer"))
+    assert _alarms(out) == []
     assert ev["task"] == "binary"
     assert ev["metrics"]["accuracy"] >= 0.95
     assert ev["metrics"]["accuracy"] > ev["baseline"]["metrics"]["accuracy"]
     for name in ("plan.yaml", "profile.json", "metrics.jsonl", "evaluation.json", "model.pt",
+                 "findings.json",
                  "preprocess.json", "summary.md", "checkpoints/best.pt", "checkpoints/last.pt"):
         assert (out / name).is_file(), name
     summary = (out / "summary.md").read_text()
@@ -39,7 +47,8 @@ def test_breast_cancer_reaches_95_percent(cli, tmp_path):
 
 
 def test_diabetes_beats_the_mean_predictor(cli, tmp_path):
-    _, ev = _train(cli, tmp_path, _csv(tmp_path, datasets.load_diabetes, "diabetes"))
+    out, ev = _train(cli, tmp_path, _csv(tmp_path, datasets.load_diabetes, "diabetes"))
+    assert _alarms(out) == []
     assert ev["task"] == "regression"
     assert ev["metrics"]["rmse"] < ev["baseline"]["metrics"]["rmse"]
     assert ev["baseline"]["name"] == "mean_predictor"
@@ -48,6 +57,7 @@ def test_diabetes_beats_the_mean_predictor(cli, tmp_path):
 def test_wine_beats_the_majority_class_and_reruns_identically(cli, tmp_path):
     data = _csv(tmp_path, datasets.load_wine, "wine")
     out, ev = _train(cli, tmp_path, data, "--seed", "3")
+    assert _alarms(out) == []
     assert ev["task"] == "multiclass"
     assert ev["metrics"]["accuracy"] > ev["baseline"]["metrics"]["accuracy"] + 0.3
     again = tmp_path / "again"

@@ -71,7 +71,7 @@ class PreflightEvidence:
 def run_preflight(model: nn.Module, loss_fn: nn.Module, make_optimizer: OptimizerFactory,
                   x: Tensor, y: Tensor, *, task: str | None = None,
                   class_priors: list[float] | None = None, lr: float | None = None,
-                  overfit_rows: int = 16, overfit_steps: int = 200, signal_steps: int = 100,
+                  overfit_rows: int = 16, overfit_steps: int = 200, signal_steps: int = 300,
                   seed: int = 0) -> list[Finding]:
     """Run the four checks on ``x``/``y`` (shaped for ``loss_fn``) and return findings.
 

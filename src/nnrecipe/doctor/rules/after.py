@@ -54,7 +54,7 @@ def overfitting(ev: AfterEvidence, *, rising_epochs: int = 3,
     """Validation loss ended at least ``rising_epochs`` epochs past its best, trending up
     (a positive least-squares slope since the best epoch) with its last ``rising_epochs``
     values on average ``min_rise`` (relative) above the best, while the training loss kept
-    falling. Averaging three epochs and asking 2% keeps one noisy epoch from counting."""
+    falling and ended below the validation loss. Averaging three epochs and asking 2% keeps one noisy epoch from counting."""
     train, val = _finite(ev.train_loss), _finite(ev.val_loss)
     if train is None or val is None or len(val) != len(train) or len(val) <= rising_epochs:
         return None
@@ -68,6 +68,8 @@ def overfitting(ev: AfterEvidence, *, rising_epochs: int = 3,
         return None
     rise = val[-1] - val[best]
     if train[-1] >= train[best]:  # training did not improve either: not overfitting
+        return None
+    if val[-1] <= train[-1]:  # validation still no worse than training: no gap to close
         return None
     dropout = _ctx(ev, "model.dropout", 0.0)
     wd = _ctx(ev, "optimizer.weight_decay", 0.0)
