@@ -5,11 +5,12 @@ weights, on the same in-memory synthetic tensors, with the same seed, Adam and l
 rate, doing the same work per epoch: one randperm gather, contiguous slices of
 ``batch_size``, forward, BCE-with-logits, zero_grad, backward, Adam step, sum of the loss.
 No validation, no run directory, no progress bar. The two are run in interleaved repeats
-(ours, hand, ours, hand, ...) so machine noise hits both; the table shows the median
-samples/s of each and the ratio ours / hand-written (1.00 = no overhead).
+(ours, hand, hand, ours, ours, hand, ...) so machine noise and order effects hit both; the
+table shows the median samples/s of each and the ratio ours / hand-written (1.00 = no
+overhead).
 
     .venv/bin/python benchmarks/loop_overhead.py [--rows 200000] [--features 50]
-        [--epochs 3] [--batch-size 32] [--repeats 3]
+        [--epochs 3] [--batch-size 32] [--repeats 3] [--threads N]
 """
 
 from __future__ import annotations
@@ -99,7 +100,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch intra-op threads (0: torch's default, one per core)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     x, y = make_data(args.rows, args.features, SEED)
     plan = make_bench_plan(x, y, args)
@@ -126,25 +131,31 @@ def main() -> None:
         epochs=1, batch_size=args.batch_size))
     for run in loops.values():
         run(copy.deepcopy(initial), warm_plan, x[:n_warm], y[:n_warm])
-    rates: dict[str, list[float]] = {k: [] for k in loops}
+    rates: dict[str, list[float]] = {k: [] for k in loops}      # by wall time
+    cpu_rates: dict[str, list[float]] = {k: [] for k in loops}  # by this process's CPU time
     finals: dict[str, set[tuple[float, float]]] = {k: set() for k in loops}
     for r in range(1, args.repeats + 1):
-        for name, run in loops.items():  # interleaved: ours, hand, ours, hand, ...
+        order = list(loops.items())
+        for name, run in order if r % 2 else order[::-1]:  # interleaved: AB BA AB ...
             model = copy.deepcopy(initial)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             final = run(model, plan, x, y)
-            dt = time.perf_counter() - t0
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
             rates[name].append(samples / dt)
+            cpu_rates[name].append(samples / dc)
             finals[name].add((final, checksum(model)))
-            print(f"  repeat {r} {name:<13} {dt:7.2f} s  {samples / dt:9,.0f} samples/s  "
-                  f"final train loss {final:.6f}")
+            print(f"  repeat {r} {name:<13} {dt:7.2f} s wall {dc:7.2f} s cpu  "
+                  f"{samples / dt:9,.0f} samples/s  final train loss {final:.6f}")
 
     med = {k: statistics.median(v) for k, v in rates.items()}
+    cmed = {k: statistics.median(v) for k, v in cpu_rates.items()}
     print()
-    print(f"{'loop':<14}{'median samples/s':>18}{'min':>10}{'max':>10}")
+    print(f"{'loop':<14}{'samples/s (median)':>20}{'min':>10}{'max':>10}"
+          f"{'samples/CPU-s (median)':>25}")
     for k, v in rates.items():
-        print(f"{k:<14}{med[k]:>18,.0f}{min(v):>10,.0f}{max(v):>10,.0f}")
-    print(f"ratio ours / hand-written: {med['nnrecipe.fit'] / med['hand-written']:.3f}")
+        print(f"{k:<14}{med[k]:>20,.0f}{min(v):>10,.0f}{max(v):>10,.0f}{cmed[k]:>25,.0f}")
+    print(f"{'ours / hand':<14}{med['nnrecipe.fit'] / med['hand-written']:>20.3f}{'':>20}"
+          f"{cmed['nnrecipe.fit'] / cmed['hand-written']:>25.3f}")
     print()
     ours, hand = finals["nnrecipe.fit"], finals["hand-written"]
     same = len(ours) == 1 and ours == hand

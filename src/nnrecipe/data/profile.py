@@ -151,7 +151,7 @@ def _target_summary(y: pd.Series, task: str) -> dict[str, Any]:
     }
 
 
-def _leak_suspects(df, target, task, kinds, skip, *, max_rows=100_000, max_groups=20,
+def _leak_suspects(df, target, task, kinds, skip, *, max_rows=20_000, max_groups=20,
                    min_acc=0.99, min_error_cut=0.9, min_r2=0.98) -> list[dict[str, Any]]:
     """Features that alone predict the target almost perfectly.
 

@@ -32,7 +32,7 @@ from .findings import Finding, make_finding
 __all__ = ["PreflightEvidence", "RULES", "run_preflight", "check_preflight",
            "bad_initial_loss", "no_gradient", "cannot_overfit_batch", "no_signal"]
 
-MAX_ROWS = 512          # rows used by the loss-at-init, gradient and signal checks
+MAX_ROWS = 2048         # rows used by the loss-at-init, gradient and signal checks
 FIT_RATIO = 0.1         # "memorised": the final loss under 10% of the starting loss
 FIT_FLOOR = 0.01        # ... or under this absolute value (loss units)
 RETRY_LR_FACTOR = 10.0  # a tiny batch not memorised is retried at 10× the rate (÷10 if it rose)
@@ -296,8 +296,12 @@ def _measure_overfit(ev, model, loss_fn, make_optimizer, x, y, lr, steps) -> Non
     ev.overfit.append((retry_lr, first, final))
 
 
-def _measure_signal(ev, model, loss_fn, make_optimizer, x, y, lr, steps, seed) -> None:
-    """Train on the last 3/4 of the rows, score the first 1/4, with real and zeroed inputs."""
+def _measure_signal(ev, model, loss_fn, make_optimizer, x, y, lr, steps, seed, *,
+                    check_every: int = 5) -> None:
+    """Train on the last 3/4 of the rows, score the first 1/4, with real and zeroed inputs.
+    Each network is scored at its best held-out point (checked every ``check_every``
+    steps), as early stopping would: a wide network memorises a few hundred rows within
+    the step budget, and its final held-out loss would hide the signal it found on the way."""
     n_hold = len(x) // 4
     if n_hold < MIN_HOLDOUT or steps < 1:
         return
@@ -305,10 +309,21 @@ def _measure_signal(ev, model, loss_fn, make_optimizer, x, y, lr, steps, seed) -
     for inputs in (x, torch.zeros_like(x)):
         torch.manual_seed(seed)  # the same draws for both: only the inputs differ
         net = _working_copy(model)
-        first, final = _train(net, _optimizer(make_optimizer, net, lr), loss_fn,
-                              inputs[n_hold:], y[n_hold:], steps)
-        with torch.no_grad():
-            rows.append(_per_row_loss(loss_fn, net(inputs[:n_hold]), y[:n_hold]))
+        opt = _optimizer(make_optimizer, net, lr)
+        best, first, final = None, math.nan, math.nan
+        for done in range(0, steps, check_every):
+            f0, final = _train(net, opt, loss_fn, inputs[n_hold:], y[n_hold:],
+                               min(check_every, steps - done))
+            first = f0 if done == 0 else first
+            if not math.isfinite(final):
+                break
+            with torch.no_grad():
+                held = _per_row_loss(loss_fn, net(inputs[:n_hold]), y[:n_hold])
+            if best is None or held.mean() < best.mean():
+                best = held
+        if best is None:
+            return
+        rows.append(best)
         if inputs is x:
             ev.real_train_drop = 1 - final / first if first > 0 and math.isfinite(final) else 0.0
     gain = rows[1] - rows[0]  # (n_hold,) per-row loss given up by zeroing the inputs

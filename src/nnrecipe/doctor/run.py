@@ -23,7 +23,7 @@ from .rules.data import DataEvidence, check_data
 
 __all__ = ["before_training", "after_training", "constant_baseline_loss", "PREFLIGHT_ROWS"]
 
-PREFLIGHT_ROWS = 512  # rows handed to the pre-flight checks: enough signal, a few seconds
+PREFLIGHT_ROWS = 2048  # rows handed to the pre-flight checks: enough signal, a few seconds
 
 
 @torch.no_grad()

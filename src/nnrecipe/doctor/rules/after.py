@@ -177,9 +177,11 @@ RULES: tuple[Callable[[AfterEvidence], Finding | None], ...] = (
 
 
 def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, row_ids: list, *,
-                      max_listed: int = 20) -> Finding | None:
+                      max_listed: int = 20, warn_share: float = 0.03) -> Finding | None:
     """Rows whose given label the model (out of sample) finds unlikely, by cleanlab's
-    confident learning; listed worst first (lowest probability of the given label).
+    confident learning; listed worst first (lowest probability of the given label). A
+    warning from ``warn_share`` of the rows up; below it, the few hard rows any real data
+    set has are listed as information.
 
     ``labels``: class codes 0..C-1, shape (N,); ``pred_probs``: (N, C) out-of-sample
     probabilities (held-out rows, or cross-validated); ``row_ids``: how to find each row."""
@@ -191,7 +193,8 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, row_ids: list,
         probs = np.column_stack([1 - probs, probs])
     if len(labels) == 0 or len(np.unique(labels)) < 2:
         return None
-    ranked = cl_find(labels, probs, return_indices_ranked_by="self_confidence")
+    # n_jobs=1: no worker processes forked from a process that holds torch and its threads
+    ranked = cl_find(labels, probs, return_indices_ranked_by="self_confidence", n_jobs=1)
     if len(ranked) == 0:
         return None
     listed = [(row_ids[i], int(labels[i]), float(probs[i, labels[i]]))
@@ -207,7 +210,8 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, row_ids: list,
         "model's accuracy and mislead evaluation.",
         ["Look at these rows (worst first): " + rows,
          "Fix labels that are wrong; if they are right, the model fails on them: find "
-         "what they have in common and add more rows like them."])
+         "what they have in common and add more rows like them."],
+        severity="warning" if count / n >= warn_share else "info")
 
 
 # ------------------------------------------------------------------------- helpers

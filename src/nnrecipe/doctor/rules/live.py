@@ -234,11 +234,14 @@ def nan_loss_in_history(ev: HistoryEvidence) -> Finding | None:
 
 
 def loss_divergence(ev: HistoryEvidence, *, window: int = 3, rise: float = 0.5,
-                    blowup: float = 10.0) -> Finding | None:
+                    blowup: float = 10.0, give_back: float = 0.3) -> Finding | None:
     """The training loss is above where it started (the loss at the first step) and
     ``blowup`` times the lower of that start and its best; or it rose in each of the last
-    ``window`` epochs, to over ``1 + rise`` times its best, with the validation loss (if
-    any) up over the same epochs (train down and validation up is overfitting)."""
+    ``window`` epochs, to over ``1 + rise`` times its best and giving back at least
+    ``give_back`` of the progress made from the start to the best, with the validation loss
+    (if any) up over the same epochs (train down and validation up is overfitting). The
+    give-back share keeps the late jitter of a small, dropout-noisy loss from counting:
+    healthy runs gave back 12-22% (breast cancer, wine), diverging ones most of it."""
     losses = ev.train_loss
     if len(losses) < 2 or not all(math.isfinite(v) for v in losses):
         return None
@@ -246,7 +249,8 @@ def loss_divergence(ev: HistoryEvidence, *, window: int = 3, rise: float = 0.5,
     start = ev.initial_loss if ev.initial_loss is not None else losses[0]
     blown = now > start > 0 and best > 0 and now >= blowup * min(best, start)
     val = ev.val_loss
-    rising = len(losses) > window and now > best * (1 + rise) and all(
+    rising = len(losses) > window and now > best * (1 + rise) and \
+        now - best >= give_back * (start - best) and all(
         b > a for a, b in zip(losses[-window - 1:-1], losses[-window:], strict=True)) and (
         len(val) <= window or val[-1] > val[-window - 1])
     if not (blown or rising):
