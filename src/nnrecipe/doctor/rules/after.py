@@ -54,7 +54,8 @@ def overfitting(ev: AfterEvidence, *, rising_epochs: int = 3,
     """Validation loss ended at least ``rising_epochs`` epochs past its best, trending up
     (a positive least-squares slope since the best epoch) with its last ``rising_epochs``
     values on average ``min_rise`` (relative) above the best, while the training loss kept
-    falling and ended below the validation loss. Averaging three epochs and asking 2% keeps one noisy epoch from counting."""
+    falling and ended below the validation loss. Averaging three epochs and asking 2% keeps
+    one noisy epoch from counting."""
     train, val = _finite(ev.train_loss), _finite(ev.val_loss)
     if train is None or val is None or len(val) != len(train) or len(val) <= rising_epochs:
         return None
