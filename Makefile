@@ -4,13 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 # torch is installed first, pinned, so pip takes the local CPU wheel instead of a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
+# Where this workplace keeps the CPU wheel (pip's config usually points there already).
+WHEELS := $(wildcard /opt/wheels)
+FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS),)
 
 .PHONY: venv demo test lint bench clean
 
 $(BIN)/nnrecipe: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet $(FIND_LINKS) "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(BIN)/nnrecipe
 

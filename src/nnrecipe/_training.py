@@ -84,9 +84,9 @@ def _apply_fix(out: TrainOutcome, prep: Any, overrides: dict, fix: dict,
     n_train = prep.splits.train.shape[0]
     plan = make_plan(prep.profile, n_train, overrides)
     when = f"epoch {symptom.epoch}" if symptom.epoch else "pre-flight"
-    for key, value in fix.items():
+    for key in fix:  # the value make_plan resolved ("auto" becomes the rule's choice)
         plan = plan.with_decision(key, Decision(
-            value, f"auto-fix after '{symptom.title}' ({when}): {symptom.explanation}",
+            plan[key], f"auto-fix after '{symptom.title}' ({when}): {symptom.explanation}",
             "doctor.repair"))
     keep = keeps_weights(fix) and out.history.best_epoch is not None
     if not keep:

@@ -87,3 +87,16 @@ def test_no_preflight_skips_the_preflight_checks(tmp_path, cancer):
     without = nnrecipe.fit(cancer, "target", overrides=over, out=tmp_path / "b", preflight=False)
     assert "cannot_overfit_batch" in {f.code for f in with_pf.findings}
     assert "cannot_overfit_batch" not in {f.code for f in without.findings}
+
+
+def test_auto_fix_before_training_resolves_auto_values(tmp_path, cancer):
+    """A pre-flight symptom is repaired before epoch 1; a fix that says "auto" gets the
+    rule's value in the plan that is trained and saved."""
+    run = nnrecipe.fit(cancer, "target", overrides={"optimizer.lr": 1e-9,
+                                                    "train.max_epochs": 30},
+                       out=tmp_path / "r", auto_fix=True)
+    assert run.repairs and run.repairs[0]["finding"] == "cannot_overfit_batch"
+    assert run.repairs[0]["before"] is None  # nothing trained yet when it was repaired
+    assert run.plan["optimizer.lr"] > 1e-9 and run.plan["model.init"] != "auto"
+    assert nnrecipe.load_run(tmp_path / "r").plan["optimizer.lr"] == run.plan["optimizer.lr"]
+    assert run.evaluation["metrics"]["accuracy"] > 0.9
