@@ -72,3 +72,30 @@ def test_dead_relus_in_a_user_mlp_name_the_layer():
     _train(doctor, model, loss_fn, opt, x, y, epochs=1)
     dead = [f for f in doctor.findings if f.code == "dead_relu"]
     assert dead and dead[0].layer == "1"
+
+
+class _Seq(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(3, 16, batch_first=True)
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)          # (B, T, 16)
+        return self.head(out[:, -1])  # (B, 2)
+
+
+def test_a_user_rnn_gets_preflight_and_live_checks_without_false_alarms():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 10, 3, generator=g)
+    y = (x[:, :, 0].sum(1) > 0).long()
+    model = _Seq()
+    opt, loss_fn = torch.optim.Adam(model.parameters(), 3e-3), nn.CrossEntropyLoss()
+    doctor = Doctor(model, loss_fn=loss_fn, optimizer=opt, sample_every=3)
+    assert [f.code for f in doctor.preflight(x, y, task="multiclass")
+            if f.severity == "error"] == []
+    _train(doctor, model, loss_fn, opt, x, y, epochs=3)
+    assert [f.code for f in doctor.findings if f.severity != "info"] == []
+    assert doctor.monitor.samples  # statistics were taken from the LSTM's weights
+    assert any("rnn" in name for name in doctor.monitor.samples[-1].grad_norms)
