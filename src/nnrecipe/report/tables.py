@@ -23,5 +23,5 @@ def findings_table(findings: Sequence[Any], *, advice: bool = False,
                                      f.layer or "") if x)
         evidence = ", ".join(f"{k}={v}" for k, v in list(f.evidence.items())[:4])
         row = [f"[{SEVERITY_STYLE[f.severity]}]{f.severity}", f.title, where, evidence]
-        table.add_row(*row, *(["; ".join(f.advice[:2])] if advice else []))
+        table.add_row(*row, *(["\n".join(f"• {a}" for a in f.advice[:2])] if advice else []))
     return table
