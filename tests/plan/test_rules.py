@@ -119,3 +119,17 @@ def test_auto_lets_the_rule_choose(table, profile_of, key):
     plan = make_plan(profile_of(table()), 210, {key: "auto"})
     assert plan[key] != "auto" and plan.decisions[key].rule != "user"
     assert plan[key] == make_plan(profile_of(table()), 210)[key]
+
+
+def test_constant_learning_rate_first_and_schedules_are_settable(table, profile_of):
+    p = make_plan(profile_of(table()), 210)
+    assert p["schedule.name"] == "none" and "decay comes last" in p.decisions[
+        "schedule.name"].reason
+    p = make_plan(profile_of(table()), 210, {"schedule.name": "step", "schedule.step_size": 3})
+    assert (p["schedule.name"], p["schedule.step_size"], p["schedule.gamma"]) == ("step", 3, 0.5)
+
+
+def test_learning_rate_auto_asks_for_a_range_test(table, profile_of):
+    p = make_plan(profile_of(table()), 210, {"optimizer.lr": "auto"})
+    assert p["optimizer.lr_find"] is True and isinstance(p["optimizer.lr"], float)
+    assert "optimizer.lr_find" not in make_plan(profile_of(table()), 210)

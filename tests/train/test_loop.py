@@ -138,3 +138,32 @@ def test_last_batch_of_one_row_is_skipped_so_batchnorm_works(table, profile_of):
     _, plan, (x, y), va = _setup(profile_of, table, **{"train.batch_size": 239})
     h = fit(model, plan, (x, y), va, loss_fn=make_loss("bce"), progress=False)
     assert np.isfinite(h.epochs[-1]["train_loss"])
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    ({"schedule.name": "step", "schedule.step_size": 2},
+     lambda t, lr0: lr0 * 0.5 ** (t // 2)),
+    ({"schedule.name": "exponential", "schedule.k": 0.3},
+     lambda t, lr0: lr0 * math.exp(-0.3 * t)),
+    ({"schedule.name": "inverse_time", "schedule.k": 0.5},
+     lambda t, lr0: lr0 / (1 + 0.5 * t)),
+    ({"schedule.name": "none"}, lambda t, lr0: lr0),
+])
+def test_the_lr_used_each_epoch_follows_the_schedule(table, profile_of, overrides, expected):
+    model, plan, tr, va = _setup(profile_of, table, **{
+        "train.max_epochs": 6, "train.early_stopping.patience": 0, **overrides})
+    h = fit(model, plan, tr, va, loss_fn=make_loss("bce"), progress=False)
+    lr0 = plan["optimizer.lr"]
+    assert [e["lr"] for e in h.epochs] == pytest.approx(
+        [expected(t, lr0) for t in range(6)], rel=1e-9)
+
+
+def test_one_cycle_rises_then_falls_within_training(table, profile_of):
+    model, plan, tr, va = _setup(profile_of, table, **{
+        "train.max_epochs": 8, "train.early_stopping.patience": 0,
+        "schedule.name": "one_cycle"})
+    lrs = [e["lr"] for e in fit(model, plan, tr, va, loss_fn=make_loss("bce"),
+                                progress=False).epochs]
+    peak = lrs.index(max(lrs))
+    assert 0 < peak < 7 and lrs[0] < max(lrs) / 10 and lrs[-1] < max(lrs) / 10
+    assert max(lrs) <= plan["optimizer.lr"] * 1.0001  # the planned rate is the peak

@@ -295,6 +295,16 @@ RULES: tuple[tuple[str, Rule, bool], ...] = (
     ("train.batch_size", batch_size_rule, False),
     ("train.max_epochs", max_epochs_rule, False),
     ("train.early_stopping.patience", patience_rule, False),
+    ("schedule.name", _const("none", "a constant learning rate until everything else is "
+                             "tuned; decay comes last (the notes)", "schedule.constant_first"),
+     False),
+    ("schedule.step_size", _const(10, "step decay: halve every 10 epochs", "schedule.step"),
+     False),
+    ("schedule.gamma", _const(0.5, "step decay halves the rate", "schedule.step"), False),
+    ("schedule.k", _const(0.05, "exponential / 1/t decay: rate k per epoch",
+                          "schedule.decay_rate"), False),
+    ("schedule.warmup_epochs", _const(0, "no warmup: Adam with a medium rate starts "
+                                      "steadily", "schedule.warmup"), False),
     ("train.grad_clip.kind", _const("none", "no sign of exploding gradients yet",
                                     "train.grad_clip"), False),
     ("train.grad_clip.max", _const(1.0, "the usual threshold when clipping is on",
@@ -315,6 +325,10 @@ def make_plan(profile: DataProfile, n_train: int, overrides: Mapping[str, Any] |
         else:
             d = rule(ctx)
         (ctx.derived if derived else ctx.decisions)[key] = d
+    if values.get("optimizer.lr") == "auto":
+        ctx.derived["optimizer.lr_find"] = Decision(
+            True, "optimizer.lr=auto: an LR range test before training sets the learning rate",
+            "optimizer.lr_range_test")
     _check_combinations(ctx, values)
     return Plan(ctx.decisions, ctx.derived)
 
@@ -333,6 +347,9 @@ def _check_combinations(ctx: Ctx, given: Mapping[str, Any]) -> None:
                         f"not {opt}")
     if "optimizer.betas" in given and opt not in BETAS_OPTIMIZERS:
         problems.append(f"optimizer.betas applies to {', '.join(BETAS_OPTIMIZERS)}, not {opt}")
+    if ctx["schedule.name"] == "one_cycle" and ctx["schedule.warmup_epochs"] > 0:
+        problems.append("schedule.warmup_epochs must be 0 with schedule.name=one_cycle "
+                        "(one-cycle warms up by itself)")
     if problems:
         raise PlanError("; ".join(problems))
 

@@ -26,6 +26,8 @@ LOSSES = ("auto", "bce", "cross_entropy", "mse", "huber", "mae")
 OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "adadelta")
 GRAD_CLIP = ("none", "value", "norm", "global_norm")
 SCALES = ("standard", "minmax", "none")
+SCHEDULE_NAMES = ("none", "step", "exponential", "inverse_time", "one_cycle", "cosine",
+                  "plateau")
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,12 @@ class KeySpec:
     high_open: bool = False
     choices: tuple[str, ...] = ()
     help: str = ""
+    auto: bool = False  # "auto" is also accepted (decided at run time, e.g. by a range test)
 
     def describe(self) -> str:
+        if self.auto:
+            return "auto or " + KeySpec(self.kind, self.low, self.high, self.low_open,
+                                        self.high_open, self.choices).describe()
         if self.kind == "choice":
             return "one of " + ", ".join(self.choices)
         if self.kind == "bool":
@@ -61,8 +67,8 @@ class KeySpec:
         return f"{what} {lo}{' and ' if lo and hi else ''}{hi}".strip()
 
 
-def _num(kind, low=None, high=None, *, low_open=False, high_open=False, help=""):
-    return KeySpec(kind, low, high, low_open, high_open, help=help)
+def _num(kind, low=None, high=None, *, low_open=False, high_open=False, help="", auto=False):
+    return KeySpec(kind, low, high, low_open, high_open, help=help, auto=auto)
 
 
 KEYS: Mapping[str, KeySpec] = MappingProxyType({
@@ -77,7 +83,8 @@ KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "model.output_activation": KeySpec("choice", choices=OUTPUT_ACTIVATIONS),
     "loss.name": KeySpec("choice", choices=LOSSES),
     "optimizer.name": KeySpec("choice", choices=OPTIMIZERS),
-    "optimizer.lr": _num("float", 0, 100, low_open=True, help="learning rate"),
+    "optimizer.lr": _num("float", 0, 100, low_open=True, auto=True,
+                         help="learning rate; auto: an LR range test before training"),
     "optimizer.momentum": _num("float", 0, 1, high_open=True, help="SGD/RMSprop momentum"),
     "optimizer.nesterov": KeySpec("bool", help="Nesterov momentum (SGD)"),
     "optimizer.betas": KeySpec("betas", help="Adam-family betas"),
@@ -88,6 +95,13 @@ KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "train.early_stopping.patience": _num("int", 0, 100_000, help="0 turns it off"),
     "train.grad_clip.kind": KeySpec("choice", choices=GRAD_CLIP),
     "train.grad_clip.max": _num("float", 0, 1e9, low_open=True),
+    "schedule.name": KeySpec("choice", choices=SCHEDULE_NAMES, help="learning-rate schedule"),
+    "schedule.step_size": _num("int", 1, 100_000, help="step: epochs between decays"),
+    "schedule.gamma": _num("float", 0, 1, low_open=True, high_open=True,
+                           help="step: decay factor"),
+    "schedule.k": _num("float", 0, 100, low_open=True,
+                       help="exponential / inverse_time: decay rate per epoch"),
+    "schedule.warmup_epochs": _num("int", 0, 100_000, help="linear warmup epochs"),
     "data.scale": KeySpec("choice", choices=SCALES),
     "seed": _num("int", 0, 2**32 - 1),
 })
@@ -124,6 +138,8 @@ def validate_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _coerce(key: str, raw: Any, spec: KeySpec) -> Any:
+    if spec.auto and str(raw).strip().lower() == "auto":
+        return "auto"
     if spec.kind == "choice":
         value = str(raw).strip().lower()
         if value not in spec.choices:

@@ -30,6 +30,7 @@ from .checkpoint import save_checkpoint
 from .early_stopping import EarlyStopping
 from .optim import make_optimizer
 from .progress import TrainProgress
+from .schedules import ScheduleSpec, make_schedule
 
 __all__ = ["History", "fit", "predict_batches"]
 
@@ -79,6 +80,9 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
     l1 = plan["regularization.l1"]
     l1_params = [p for n, p in model.named_parameters() if p.dim() > 1]  # weights, not biases
     clip = _clipper(plan["train.grad_clip.kind"], plan["train.grad_clip.max"])
+    schedule_spec = ScheduleSpec(name=plan["schedule.name"], step_size=plan["schedule.step_size"],
+                                 gamma=plan["schedule.gamma"], k=plan["schedule.k"],
+                                 warmup_epochs=plan["schedule.warmup_epochs"])
     params = [p for p in model.parameters() if p.requires_grad]
     watchers = list(watchers)
     if plan["train.early_stopping.patience"] > 0 and val is not None:
@@ -94,6 +98,9 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
     history.best_epoch = history.best_val_loss = None
     lines = [json.dumps(json_safe(e)) for e in history.epochs]
     first_epoch = len(history.epochs) + 1
+    # the schedule spans the epochs this call may run (after a repair: the ones left)
+    schedule = make_schedule(schedule_spec, optimizer, epochs=max(1, max_epochs - first_epoch + 1),
+                             steps_per_epoch=steps_per_epoch)
     t_start = time.perf_counter()
     for w in watchers:
         w.on_train_begin(state)
@@ -102,6 +109,7 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
         for epoch in range(first_epoch, max_epochs + 1):
             t0 = time.perf_counter()
             state.epoch = epoch
+            lr_used = optimizer.param_groups[0]["lr"]  # for one_cycle: at the epoch's first step
             model.train()
             # 1. one gather per epoch; batches below are contiguous views
             perm = torch.randperm(n, generator=gen)
@@ -122,6 +130,8 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                 if clip is not None:
                     clip(params)
                 optimizer.step()
+                if schedule is not None and schedule.per_batch:
+                    schedule.step_batch()
                 total += loss.detach() * len(xb)
                 state.step += 1
                 if step_watchers:
@@ -139,7 +149,9 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                 logs["val_loss"] = loss_fn(out, val[1]).item()
                 if val_metrics is not None:
                     logs.update({f"val_{k}": v for k, v in val_metrics(out, val[1]).items()})
-            logs["lr"] = optimizer.param_groups[0]["lr"]
+            logs["lr"] = lr_used
+            if schedule is not None and not schedule.per_batch:
+                schedule.step_epoch(logs.get("val_loss"))
             logs["seconds"] = time.perf_counter() - t0
             state.logs = logs
             history.epochs.append(logs)
@@ -153,7 +165,8 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                 lines.append(json.dumps(json_safe(logs)))  # NaN → null
                 atomic_write_text(Path(run_dir) / RUN_FILES["metrics"], "\n".join(lines) + "\n")
                 ckpt = dict(model=model, optimizer=optimizer, epoch=epoch, step=state.step,
-                            best_val_loss=history.best_val_loss or math.inf, generator=gen)
+                            best_val_loss=history.best_val_loss or math.inf, generator=gen,
+                            extra={"schedule": schedule.state_dict()} if schedule else None)
                 save_checkpoint(Path(run_dir) / "checkpoints" / "last.pt", **ckpt)
                 if improved:
                     save_checkpoint(Path(run_dir) / "checkpoints" / "best.pt", **ckpt)
