@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,10 +25,12 @@ from .doctor.run import after_training, before_training, constant_baseline_loss
 from .evaluate import MAIN_METRIC
 from .models import build_mlp, outputs_to_predictions
 from .plan import Decision, Plan, add_parameter_count, make_plan
+from .runs import atomic_write_json
 from .train import History, make_loss, make_optimizer, predict_batches
 from .train import fit as train_fit
+from .train.lr_find import LRFindResult, lr_find, plot_lr_find
 
-__all__ = ["TrainOutcome", "train_with_doctor"]
+__all__ = ["TrainOutcome", "lr_decision", "run_range_test", "train_with_doctor"]
 
 
 @dataclass
@@ -45,12 +48,17 @@ def train_with_doctor(prep: Any, train: tuple, val: tuple, *, val_metrics: Any, 
     plan, model = prep.plan, prep.model
     task, loss_name = plan["task"], plan["loss.name"]
     loss_fn = make_loss(loss_name)
+    overrides = dict(prep.overrides)
+    if "optimizer.lr_find" in plan:  # optimizer.lr=auto: the range test sets the rate
+        result = run_range_test(plan, model, loss_fn, train, run_dir)
+        overrides["optimizer.lr"] = result.suggestion  # a repair re-plans with it
+        plan = plan.with_decision("optimizer.lr", lr_decision(result))
     baseline = constant_baseline_loss(loss_fn, loss_name, train[1])
     findings = before_training(plan, prep.profile, prep.preprocessor, model, *train, loss_fn,
                                lambda ps: make_optimizer(plan, ps), preflight=preflight)
     out = TrainOutcome(plan, model, History(), findings)
     symptom = repairable_symptom(findings) if auto_fix else None  # a pre-flight symptom
-    overrides, tried, trained = dict(prep.overrides), [], False
+    tried, trained = [], False
     while True:
         if symptom is not None:  # 3. repair, then train on
             fix = choose_fix(symptom, out.plan, tried) if len(out.repairs) < max_repairs else None
@@ -76,6 +84,25 @@ def train_with_doctor(prep: Any, train: tuple, val: tuple, *, val_metrics: Any, 
             break
     out.findings += _after(out, val, baseline, prep)
     return out
+
+
+def run_range_test(plan: Plan, model: torch.nn.Module, loss_fn: torch.nn.Module,
+                   train: tuple, run_dir: Any) -> LRFindResult:
+    """The LR range test on the training rows; lr_find.json and lr_find.png in the run."""
+    optimizer = make_optimizer(plan, model.parameters())
+    result = lr_find(model, loss_fn, optimizer, train, batch_size=plan["train.batch_size"],
+                     seed=plan["seed"])
+    if run_dir is not None:
+        atomic_write_json(Path(run_dir) / "lr_find.json", result.to_dict())
+        plot_lr_find(result, Path(run_dir) / "lr_find.png")
+    return result
+
+
+def lr_decision(result: LRFindResult) -> Decision:
+    where = (f"; the loss diverged from {result.divergence_lr:.3g}"
+             if result.divergence_lr else "")
+    return Decision(result.suggestion, f"LR range test ({result.rule} rule): "
+                    f"{result.suggestion:.3g}{where}", "optimizer.lr_range_test")
 
 
 def _apply_fix(out: TrainOutcome, prep: Any, overrides: dict, fix: dict,

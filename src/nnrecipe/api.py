@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from . import runs
-from ._training import train_with_doctor
+from ._training import run_range_test, train_with_doctor
 from .data import DataProfile, Preprocessor, load_table, profile_table, split_overlap, split_table
 from .data.load import table_name
 from .data.profile import check_target
@@ -35,9 +35,10 @@ from .evaluate import (
 from .models import build_mlp, outputs_to_predictions
 from .plan import Plan, add_parameter_count, make_plan, validate_overrides
 from .report.summary import render_summary
-from .train import History, predict_batches, target_tensor
+from .train import History, make_loss, predict_batches, target_tensor
+from .train.lr_find import LRFindResult
 
-__all__ = ["Run", "diagnose", "fit", "plan", "load_run"]
+__all__ = ["Run", "diagnose", "find_lr", "fit", "plan", "load_run"]
 
 Source = str | Path | pd.DataFrame
 
@@ -141,6 +142,19 @@ def diagnose(data: Source, target: str, *, task: str = "auto", overrides: dict |
                    outcome.history, path=run_dir, findings=findings)
 
 
+def find_lr(data: Source, target: str, *, task: str = "auto", overrides: dict | None = None,
+            out: str | Path | None = None) -> tuple[LRFindResult, Path]:
+    """The LR range test for the network nnrecipe plans for this data (trains nothing to
+    keep). Writes plan.yaml, profile.json, lr_find.json and lr_find.png; returns the result
+    and the run directory."""
+    prep = _prepare(data, target, task=task, overrides=overrides, test=None, valid=None)
+    with _new_run_dir(out, prep.name) as run_dir:
+        x_tr, y_tr, *_ = _write_inputs(prep, run_dir)
+        result = run_range_test(prep.plan, prep.model, make_loss(prep.plan["loss.name"]),
+                                (x_tr, y_tr), run_dir)
+        return result, run_dir
+
+
 @contextmanager
 def _new_run_dir(out: str | Path | None, name: str) -> Iterator[Path]:
     """Create the run directory; remove it again if a user error stops the run."""
@@ -236,8 +250,8 @@ def _train_and_save(prep: _Prepared, run_dir: Path, progress: bool, watchers: li
                                 run_dir=run_dir, progress=progress, watchers=watchers,
                                 auto_fix=auto_fix, max_repairs=max_repairs, preflight=preflight)
     history, model = outcome.history, outcome.model
-    if outcome.repairs:  # the plan that was finally trained, with the doctor's changes
-        runs.atomic_write_yaml(run_dir / runs.RUN_FILES["plan"], outcome.plan.to_dict())
+    # the plan that was finally trained: with the range test's rate and the doctor's repairs
+    runs.atomic_write_yaml(run_dir / runs.RUN_FILES["plan"], outcome.plan.to_dict())
     runs.atomic_torch_save(run_dir / runs.RUN_FILES["model"], model.state_dict())
     findings = sort_findings(outcome.findings)
     runs.atomic_write_json(run_dir / runs.RUN_FILES["findings"], [f.to_dict() for f in findings])

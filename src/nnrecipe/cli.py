@@ -122,6 +122,24 @@ def plan(data: DataArg, target: TargetOpt, task: TaskOpt = "auto", set_: SetOpt 
     out_console.print(table)
 
 
+@app.command("lr-find")
+def lr_find(data: DataArg, target: TargetOpt, task: TaskOpt = "auto", set_: SetOpt = None,
+            out: OutDirOpt = None, seed: SeedOpt = None, quiet: QuietOpt = False) -> None:
+    """LR range test: sweep the learning rate exponentially (1e-7 to 10) on the planned
+    network, stop when the loss diverges, and suggest a rate (then use it with
+    --set optimizer.lr=VALUE, or let `train --set optimizer.lr=auto` run this first)."""
+    result, run_dir = api.find_lr(data, target, task=task,
+                                  overrides=_overrides(set_, seed, None), out=out)
+    if quiet:
+        print(result.suggestion)
+        return
+    out_console.print(f"Suggested learning rate: {result.suggestion:.3g} ({result.rule} rule)")
+    if result.divergence_lr:
+        out_console.print(f"The loss diverged from about {result.divergence_lr:.3g}.")
+    out_console.print(f"{result.stop_reason}\nPlot: {run_dir / 'lr_find.png'}  "
+                      f"Numbers: {run_dir / 'lr_find.json'}")
+
+
 @app.command()
 def predict(
     run: RunArg, data: DataArg,

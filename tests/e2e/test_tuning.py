@@ -1,0 +1,48 @@
+"""LR range test and schedules through the CLI and the API."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from sklearn import datasets
+
+import nnrecipe
+
+
+def test_lr_find_command_writes_the_sweep_and_a_plot(cli, tmp_path):
+    data = tmp_path / "wine.csv"
+    datasets.load_wine(as_frame=True).frame.to_csv(data, index=False)
+    r = cli("lr-find", data, "--target", "target", "--out", tmp_path / "lr")
+    assert r.returncode == 0, r.stderr
+    assert "Suggested learning rate" in r.stdout
+    result = json.loads((tmp_path / "lr" / "lr_find.json").read_text())
+    assert 1e-7 <= result["suggestion"] <= 10 and result["rule"] in (
+        "valley", "steepest", "min_div_10")
+    assert len(result["lrs"]) == len(result["losses"]) > 10
+    assert (tmp_path / "lr" / "lr_find.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_train_with_lr_auto_uses_the_range_tests_suggestion(tmp_path):
+    df = datasets.load_breast_cancer(as_frame=True).frame
+    run = nnrecipe.fit(df, "target", overrides={"optimizer.lr": "auto",
+                                                "train.max_epochs": 15}, out=tmp_path / "r")
+    found = json.loads((tmp_path / "r" / "lr_find.json").read_text())["suggestion"]
+    assert run.plan["optimizer.lr"] == found
+    saved = yaml.safe_load((tmp_path / "r" / "plan.yaml").read_text())
+    decision = saved["decisions"]["optimizer.lr"]
+    assert decision["value"] == found and decision["rule"] == "optimizer.lr_range_test"
+    epochs = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs[0]["lr"] == found
+    assert run.evaluation["metrics"]["accuracy"] > 0.9
+
+
+def test_a_schedule_set_from_the_cli_shows_in_the_logged_rates(cli, tmp_path):
+    data = tmp_path / "wine.csv"
+    datasets.load_wine(as_frame=True).frame.to_csv(data, index=False)
+    r = cli("train", data, "--target", "target", "--out", tmp_path / "s", "-q",
+            "--max-epochs", "6", "--set", "schedule.name=step", "--set", "schedule.step_size=2",
+            "--set", "train.early_stopping.patience=0")
+    assert r.returncode == 0, r.stderr
+    lrs = [json.loads(x)["lr"] for x in (tmp_path / "s" / "metrics.jsonl").read_text().splitlines()]
+    assert lrs == [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4]
