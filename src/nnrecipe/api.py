@@ -37,8 +37,9 @@ from .plan import Plan, add_parameter_count, make_plan, validate_overrides
 from .report.summary import render_summary
 from .train import History, make_loss, predict_batches, target_tensor
 from .train.lr_find import LRFindResult
+from .tune import fold_indices, summarise_folds
 
-__all__ = ["Run", "diagnose", "find_lr", "fit", "plan", "load_run"]
+__all__ = ["Run", "cv", "diagnose", "find_lr", "fit", "plan", "load_run"]
 
 Source = str | Path | pd.DataFrame
 
@@ -153,6 +154,33 @@ def find_lr(data: Source, target: str, *, task: str = "auto", overrides: dict | 
         result = run_range_test(prep.plan, prep.model, make_loss(prep.plan["loss.name"]),
                                 (x_tr, y_tr), run_dir)
         return result, run_dir
+
+
+def cv(data: Source, target: str, *, folds: int = 5, task: str = "auto",
+       overrides: dict | None = None, out: str | Path | None = None,
+       progress: bool = False) -> dict[str, Any]:
+    """K-fold cross-validation: each fold held out once as the test rows of a full run
+    (``fold_<k>/`` in the run directory); ``cv.json`` holds every fold's test metrics and
+    their mean ± std. Returns that content."""
+    given = validate_overrides(overrides)
+    df = load_table(data)
+    check_target(df, target)
+    df = df[df[target].notna()]
+    task_ = profile_table(df, target, task).task
+    parts = fold_indices(df, target, task_, folds, given.get("seed", 0))
+    with _new_run_dir(out, table_name(data)) as run_dir:
+        per_fold, baseline = [], []
+        for k, held in enumerate(parts, start=1):
+            rest = df.drop(index=df.index[held])
+            run = fit(rest, target, task=task, overrides=given, test=df.iloc[held],
+                      out=run_dir / f"fold_{k}", progress=progress)
+            per_fold.append({"fold": k, "test_rows": len(held), **run.evaluation["metrics"]})
+            baseline.append(run.evaluation["baseline"]["metrics"])
+        result = {"task": task_, "folds": folds, "seed": given.get("seed", 0),
+                  "per_fold": per_fold, "summary": summarise_folds(per_fold),
+                  "baseline_summary": summarise_folds(baseline)}
+        runs.atomic_write_json(run_dir / "cv.json", result)
+        return {**result, "path": str(run_dir)}
 
 
 @contextmanager

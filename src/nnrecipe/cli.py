@@ -122,6 +122,35 @@ def plan(data: DataArg, target: TargetOpt, task: TaskOpt = "auto", set_: SetOpt 
     out_console.print(table)
 
 
+@app.command("cv")
+def cross_validate(
+    data: DataArg, target: TargetOpt,
+    folds: Annotated[int, typer.Option(help="Number of folds (stratified by class).")] = 5,
+    task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
+    max_epochs: EpochsOpt = None, quiet: QuietOpt = False,
+) -> None:
+    """K-fold cross-validation: train the planned network k times, each fold held out once
+    as test rows; report every fold and the mean ± std of each metric (cv.json)."""
+    result = api.cv(data, target, folds=folds, task=task,
+                    overrides=_overrides(set_, seed, max_epochs), out=out, progress=not quiet)
+    if quiet:
+        print(result["path"])
+        return
+    summary, base = result["summary"], result["baseline_summary"]
+    table = Table(title=f"{folds}-fold cross-validation (test metrics; cv.json)")
+    for col in ("metric", *(f"fold {f['fold']}" for f in result["per_fold"]), "mean ± std",
+                "baseline mean"):
+        table.add_column(col)
+    for name, _, _, _ in metric_rows({"metrics": {k: v["mean"] for k, v in summary.items()},
+                                      "baseline": {"metrics": {}}}):
+        cells = [f"{f[name]:.4g}" if f.get(name) is not None else "" for f in result["per_fold"]]
+        b = base.get(name, {}).get("mean")
+        table.add_row(name, *cells, f"{summary[name]['mean']:.4g} ± {summary[name]['std']:.2g}",
+                      "" if b is None else f"{b:.4g}")
+    out_console.print(table)
+    out_console.print(f"Run directory: {result['path']}")
+
+
 @app.command("lr-find")
 def lr_find(data: DataArg, target: TargetOpt, task: TaskOpt = "auto", set_: SetOpt = None,
             out: OutDirOpt = None, seed: SeedOpt = None, quiet: QuietOpt = False) -> None:

@@ -46,3 +46,15 @@ def test_a_schedule_set_from_the_cli_shows_in_the_logged_rates(cli, tmp_path):
     assert r.returncode == 0, r.stderr
     lrs = [json.loads(x)["lr"] for x in (tmp_path / "s" / "metrics.jsonl").read_text().splitlines()]
     assert lrs == [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4]
+
+
+def test_cv_command_reports_folds_and_rejects_a_bad_fold_count(cli, tmp_path, bad_input):
+    data = tmp_path / "wine.csv"
+    datasets.load_wine(as_frame=True).frame.to_csv(data, index=False)
+    r = cli("cv", data, "--target", "target", "--folds", "3", "--max-epochs", "20",
+            "--out", tmp_path / "cv")
+    assert r.returncode == 0, r.stderr
+    assert "mean ± std" in r.stdout and "fold 3" in r.stdout
+    assert len(json.loads((tmp_path / "cv" / "cv.json").read_text())["per_fold"]) == 3
+    r = cli("cv", data, "--target", "target", "--folds", "1", "--out", tmp_path / "bad")
+    bad_input(r, "--folds must be at least 2", out=tmp_path / "bad")
