@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from .data import DataProfile, Preprocessor, load_table, profile_table, split_ov
 from .data.load import table_name
 from .data.profile import check_target
 from .doctor.findings import Finding, sort_findings
-from .errors import DataError, NnrecipeError, RunError
+from .errors import DataError, NnrecipeError, PlanError, RunError
 from .evaluate import (
     BASELINE_NAME,
     MAIN_METRIC,
@@ -38,8 +39,9 @@ from .report.summary import render_summary
 from .train import History, make_loss, predict_batches, target_tensor
 from .train.lr_find import LRFindResult
 from .tune import fold_indices, summarise_folds
+from .tune.experiment import EXPECTATIONS, HIGHER_IS_BETTER, append_journal, paired_verdict
 
-__all__ = ["Run", "cv", "diagnose", "find_lr", "fit", "plan", "load_run"]
+__all__ = ["Run", "cv", "diagnose", "experiment", "find_lr", "fit", "plan", "load_run"]
 
 Source = str | Path | pd.DataFrame
 
@@ -181,6 +183,55 @@ def cv(data: Source, target: str, *, folds: int = 5, task: str = "auto",
                   "baseline_summary": summarise_folds(baseline)}
         runs.atomic_write_json(run_dir / "cv.json", result)
         return {**result, "path": str(run_dir)}
+
+
+def experiment(data: Source, target: str, *, hypothesis: str, changes: dict[str, Any],
+               expect: str = "better", metric: str | None = None, repeats: int = 5,
+               task: str = "auto", overrides: dict | None = None,
+               out: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
+    """Test a hypothesis: train the baseline plan and the plan with ``changes`` on the same
+    split and seed, ``repeats`` times (seeds seed, seed+1, ...), compare the test ``metric``
+    pairwise, and give a verdict. Appends the experiment to experiments.jsonl in the run
+    root (the run directory's parent) and returns the entry."""
+    problems = []
+    if not changes:
+        problems.append("give at least one change (--change key=value)")
+    if expect not in EXPECTATIONS:
+        problems.append(f"--expect must be one of {', '.join(EXPECTATIONS)}, got '{expect}'")
+    if repeats < 2:
+        problems.append(f"--repeats must be at least 2 to pair results, got {repeats}")
+    if problems:
+        raise PlanError("; ".join(problems))
+    given = validate_overrides(overrides)
+    change = validate_overrides(changes)
+    base = _prepare(data, target, task=task, overrides=given, test=None, valid=None)
+    _prepare(data, target, task=task, overrides={**given, **change}, test=None, valid=None)
+    task_ = base.plan["task"]
+    metric = metric or MAIN_METRIC[task_]
+    valid = [m for m in HIGHER_IS_BETTER if (m in ("rmse", "mae", "r2")) == (task_ == "regression")]
+    if metric not in valid:
+        raise PlanError(f"--metric for a {task_} task must be one of {', '.join(valid)}, "
+                        f"got '{metric}'")
+    df = load_table(data)
+    seed0 = given.get("seed", 0)
+    with _new_run_dir(out, f"{base.name}-experiment") as run_dir:
+        scores: dict[str, list[float]] = {"baseline": [], "changed": []}
+        for r in range(repeats):
+            for arm, extra in (("baseline", {}), ("changed", change)):
+                run = fit(df, target, task=task, overrides={**given, **extra, "seed": seed0 + r},
+                          out=run_dir / f"{arm}_{r + 1}", progress=progress)
+                scores[arm].append(run.evaluation["metrics"][metric])
+        entry = {"time": datetime.now().isoformat(timespec="seconds"),
+                 "data": base.name, "target": target, "hypothesis": hypothesis,
+                 "changes": change, "expect": expect, "metric": metric,
+                 "higher_is_better": HIGHER_IS_BETTER[metric], "repeats": repeats,
+                 "seeds": [seed0 + r for r in range(repeats)], **scores,
+                 **paired_verdict(scores["baseline"], scores["changed"], expect=expect,
+                                  higher_is_better=HIGHER_IS_BETTER[metric]),
+                 "run_dir": str(run_dir)}
+        runs.atomic_write_json(run_dir / "experiment.json", entry)
+        append_journal(run_dir.parent, entry)
+        return entry
 
 
 @contextmanager

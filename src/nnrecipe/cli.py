@@ -17,6 +17,7 @@ from .plan import KEYS, parse_set_options
 from .report.summary import key_choices, metric_rows
 from .report.tables import findings_table
 from .runs import atomic_write_json, atomic_write_text
+from .tune.experiment import JOURNAL, read_journal
 
 app = typer.Typer(
     help="Train neural networks the way experienced practitioners do, and say why.\n\n"
@@ -149,6 +150,61 @@ def cross_validate(
                       "" if b is None else f"{b:.4g}")
     out_console.print(table)
     out_console.print(f"Run directory: {result['path']}")
+
+
+@app.command()
+def experiment(
+    data: DataArg, target: TargetOpt,
+    hypothesis: Annotated[str, typer.Option(help="What you expect and why, in words.")],
+    change: Annotated[list[str], typer.Option(
+        metavar="KEY=VALUE", help="The change to test (repeatable); the baseline is the plan "
+        "without it.")],
+    expect: Annotated[str, typer.Option(help="better | worse | same.")] = "better",
+    metric: Annotated[str | None, typer.Option(
+        help="Test metric to judge by [default: accuracy, or rmse for regression].")] = None,
+    repeats: Annotated[int, typer.Option(help="Paired runs (one seed each).")] = 5,
+    task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
+    max_epochs: EpochsOpt = None, quiet: QuietOpt = False,
+) -> None:
+    """Change one thing, say what you expect, verify: the baseline plan and the changed plan
+    on the same splits and seeds, a verdict (supported / refuted / inconclusive) with the
+    effect size and a 95% confidence interval; logged in experiments.jsonl."""
+    e = api.experiment(data, target, hypothesis=hypothesis, changes=parse_set_options(change),
+                       expect=expect, metric=metric, repeats=repeats, task=task,
+                       overrides=_overrides(set_, seed, max_epochs), out=out,
+                       progress=not quiet)
+    if quiet:
+        print(e["verdict"])
+        return
+    lo, hi = e["ci"]
+    out_console.print(f"Hypothesis: {e['hypothesis']}\nChange: " + ", ".join(
+        f"{k}={v}" for k, v in e["changes"].items()) + f"; expected {e['expect']}")
+    out_console.print(f"{e['metric']}: baseline {_mean(e['baseline']):.4g}, changed "
+                      f"{_mean(e['changed']):.4g} over {e['repeats']} paired runs")
+    out_console.print(f"Improvement {e['mean_improvement']:+.4g} (95% CI {lo:+.4g} to {hi:+.4g}, "
+                      f"p={e['p_value']:.3g}) → [bold]{e['verdict']}[/bold]")
+    out_console.print(f"Runs: {e['run_dir']}  Journal: {Path(e['run_dir']).parent / JOURNAL}")
+
+
+@app.command()
+def experiments(root: Annotated[Path, typer.Option(help="Run root holding the journal.")] =
+                Path("runs")) -> None:
+    """List the experiments journal: each hypothesis, its change, the numbers, the verdict."""
+    table = Table(title=f"Experiments ({root / JOURNAL})")
+    for col in ("when", "hypothesis", "change", "expect", "metric", "improvement (95% CI)",
+                "verdict"):
+        table.add_column(col, overflow="fold")
+    for e in read_journal(root):
+        lo, hi = e["ci"]
+        table.add_row(e["time"], e["hypothesis"], ", ".join(f"{k}={v}" for k, v in
+                                                            e["changes"].items()),
+                      e["expect"], e["metric"], f"{e['mean_improvement']:+.3g} "
+                      f"({lo:+.3g}, {hi:+.3g})", e["verdict"])
+    out_console.print(table)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 @app.command("lr-find")

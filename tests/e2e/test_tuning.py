@@ -58,3 +58,19 @@ def test_cv_command_reports_folds_and_rejects_a_bad_fold_count(cli, tmp_path, ba
     assert len(json.loads((tmp_path / "cv" / "cv.json").read_text())["per_fold"]) == 3
     r = cli("cv", data, "--target", "target", "--folds", "1", "--out", tmp_path / "bad")
     bad_input(r, "--folds must be at least 2", out=tmp_path / "bad")
+
+
+def test_experiment_and_experiments_commands(cli, tmp_path, bad_input):
+    data = tmp_path / "wine.csv"
+    datasets.load_wine(as_frame=True).frame.to_csv(data, index=False)
+    r = cli("experiment", data, "--target", "target", "--hypothesis", "half the width is as good",
+            "--change", "model.width=4", "--expect", "same", "--repeats", "2",
+            "--max-epochs", "10", "--out", tmp_path / "runs" / "exp")
+    assert r.returncode == 0, r.stderr
+    assert "Hypothesis: half the width is as good" in r.stdout and "95% CI" in r.stdout
+    r = cli("experiments", "--root", tmp_path / "runs")
+    assert r.returncode == 0, r.stderr
+    assert "half the width" in r.stdout and "model.width=4" in r.stdout
+    r = cli("experiment", data, "--target", "target", "--hypothesis", "h", "--change",
+            "model.width=4", "--expect", "faster", "--out", tmp_path / "bad")
+    bad_input(r, "--expect must be one of better, worse, same", out=tmp_path / "bad")

@@ -133,3 +133,22 @@ def test_learning_rate_auto_asks_for_a_range_test(table, profile_of):
     p = make_plan(profile_of(table()), 210, {"optimizer.lr": "auto"})
     assert p["optimizer.lr_find"] is True and isinstance(p["optimizer.lr"], float)
     assert "optimizer.lr_find" not in make_plan(profile_of(table()), 210)
+
+
+def test_lbfgs_gets_full_batches_and_swa_keys_are_validated(table, profile_of):
+    prof = profile_of(table(task="binary"))
+    p = make_plan(prof, 210, {"optimizer.name": "lbfgs"})
+    assert p["train.batch_size"] == 210 and p["optimizer.lr"] == 1.0
+    assert "L-BFGS needs full-batch gradients" in p.decisions["train.batch_size"].reason
+    assert make_plan(prof, 210, {"optimizer.name": "lbfgs",
+                                 "train.batch_size": 50})["train.batch_size"] == 50
+    for bad in ({"optimizer.momentum": 0.9}, {"optimizer.betas": "0.9,0.99"},
+                {"optimizer.lr": "auto"}, {"optimizer.weight_decay": 0.01}):
+        with pytest.raises(PlanError):
+            make_plan(prof, 210, {"optimizer.name": "lbfgs", **bad})
+    p = make_plan(prof, 210)
+    assert (p["train.swa"], p["train.swa_start"]) == (False, 0.75)
+    assert "stochastic weight averaging" in p.decisions["train.swa"].reason
+    for bad in (0, 1, 1.5):
+        with pytest.raises(PlanError):
+            make_plan(prof, 210, {"train.swa_start": bad})

@@ -26,7 +26,7 @@ INIT_FOR_ACTIVATION = {
     "tanh": "glorot_uniform", "sigmoid": "glorot_uniform",
 }
 DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3, "nadam": 2e-3, "adamax": 2e-3,
-              "rmsprop": 1e-3, "adagrad": 0.01, "adadelta": 1.0}
+              "rmsprop": 1e-3, "adagrad": 0.01, "adadelta": 1.0, "lbfgs": 1.0}
 MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
 BETAS_OPTIMIZERS = ("adam", "adamw", "nadam", "adamax")
 
@@ -240,6 +240,9 @@ def momentum_rule(ctx: Ctx) -> Decision:
 
 def batch_size_rule(ctx: Ctx) -> Decision:
     n = ctx.n_train
+    if ctx["optimizer.name"] == "lbfgs":
+        return Decision(n, f"L-BFGS needs full-batch gradients: all {n} training rows in one "
+                        "batch", "train.full_batch_lbfgs")
     bs = 32 if n >= 1000 else 16 if n >= 200 else 8
     why = ("small batches (32) generalise better and train stably" if bs == 32 else
            f"only {n} training rows: {bs} per batch still gives {math.ceil(n / bs)} updates "
@@ -309,6 +312,10 @@ RULES: tuple[tuple[str, Rule, bool], ...] = (
                                     "train.grad_clip"), False),
     ("train.grad_clip.max", _const(1.0, "the usual threshold when clipping is on",
                                    "train.grad_clip"), False),
+    ("train.swa", _const(False, "stochastic weight averaging: average the weights of the last "
+                         "epochs; off by default", "train.swa"), False),
+    ("train.swa_start", _const(0.75, "with train.swa: average the epochs after 75% of "
+                               "train.max_epochs", "train.swa"), False),
 )
 
 
@@ -347,6 +354,12 @@ def _check_combinations(ctx: Ctx, given: Mapping[str, Any]) -> None:
                         f"not {opt}")
     if "optimizer.betas" in given and opt not in BETAS_OPTIMIZERS:
         problems.append(f"optimizer.betas applies to {', '.join(BETAS_OPTIMIZERS)}, not {opt}")
+    if opt == "lbfgs" and given.get("optimizer.lr") == "auto":
+        problems.append("optimizer.lr=auto (the LR range test) does not apply to lbfgs: its "
+                        "line search chooses the step; leave optimizer.lr at 1.0")
+    if opt == "lbfgs" and given.get("optimizer.weight_decay", 0) > 0:
+        problems.append("optimizer.weight_decay is not supported by lbfgs; use "
+                        "regularization.l1 or another optimizer")
     if ctx["schedule.name"] == "one_cycle" and ctx["schedule.warmup_epochs"] > 0:
         problems.append("schedule.warmup_epochs must be 0 with schedule.name=one_cycle "
                         "(one-cycle warms up by itself)")

@@ -23,7 +23,8 @@ INITS = ("auto", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "
          "normal", "uniform", "zeros")
 OUTPUT_ACTIVATIONS = ("auto", "linear", "sigmoid", "softmax", "tanh", "softplus", "relu")
 LOSSES = ("auto", "bce", "cross_entropy", "mse", "huber", "mae")
-OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "adadelta")
+OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "adadelta",
+              "lbfgs")
 GRAD_CLIP = ("none", "value", "norm", "global_norm")
 SCALES = ("standard", "minmax", "none")
 SCHEDULE_NAMES = ("none", "step", "exponential", "inverse_time", "one_cycle", "cosine",
@@ -95,6 +96,9 @@ KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "train.early_stopping.patience": _num("int", 0, 100_000, help="0 turns it off"),
     "train.grad_clip.kind": KeySpec("choice", choices=GRAD_CLIP),
     "train.grad_clip.max": _num("float", 0, 1e9, low_open=True),
+    "train.swa": KeySpec("bool", help="stochastic weight averaging over the last epochs"),
+    "train.swa_start": _num("float", 0, 1, low_open=True, high_open=True,
+                            help="fraction of train.max_epochs after which averaging starts"),
     "schedule.name": KeySpec("choice", choices=SCHEDULE_NAMES, help="learning-rate schedule"),
     "schedule.step_size": _num("int", 1, 100_000, help="step: epochs between decays"),
     "schedule.gamma": _num("float", 0, 1, low_open=True, high_open=True,

@@ -3,10 +3,12 @@
     for each epoch:
         1. shuffle the training rows once (one gather), then slice contiguous batches
         2. for each batch: forward → loss (+ L1) → backward → clip → step
+           (L-BFGS: step(closure), the closure doing forward → ... → clip)
         3. evaluate on the validation split (no grad, in chunks)
         4. log the epoch to metrics.jsonl, save checkpoints/last.pt (and best.pt)
         5. watchers see the epoch; early stopping or a watcher may stop here
-    restore the best weights (lowest validation loss)
+    with train.swa: the averaged weights of the epochs after train.swa_start;
+    otherwise restore the best weights (lowest validation loss)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, update_bn
 
 from ..plan import Plan
 from ..runs import RUN_FILES, atomic_write_text, json_safe
@@ -84,6 +87,10 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                                  gamma=plan["schedule.gamma"], k=plan["schedule.k"],
                                  warmup_epochs=plan["schedule.warmup_epochs"])
     params = [p for p in model.parameters() if p.requires_grad]
+    lbfgs = isinstance(optimizer, torch.optim.LBFGS)
+    # SWA averages the weights after each epoch from swa_first on (None: off)
+    swa_first = math.floor(plan["train.swa_start"] * max_epochs) + 1 if plan["train.swa"] else None
+    swa_model: AveragedModel | None = None
     watchers = list(watchers)
     if plan["train.early_stopping.patience"] > 0 and val is not None:
         watchers.append(EarlyStopping(plan["train.early_stopping.patience"]))
@@ -95,6 +102,7 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
     steps_per_epoch = math.ceil(n_used / bs)
     state = TrainState(model=model, optimizer=optimizer, plan=plan, max_epochs=max_epochs)
     history, best_state = resume or History(), None
+    swa_epochs: list[int] = []
     history.best_epoch = history.best_val_loss = None
     lines = [json.dumps(json_safe(e)) for e in history.epochs]
     first_epoch = len(history.epochs) + 1
@@ -122,14 +130,18 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                     for w in step_watchers:
                         w.before_step(state)
                 # 2. forward, loss, backward, clip, step
-                loss = loss_fn(model(xb), yb)
-                if l1:
-                    loss = loss + l1 * sum(p.abs().sum() for p in l1_params)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if clip is not None:
-                    clip(params)
-                optimizer.step()
+                if lbfgs:  # the line search re-evaluates the loss: step takes a closure
+                    loss = optimizer.step(lambda xb=xb, yb=yb: _loss_and_grad(
+                        model, loss_fn, xb, yb, optimizer, l1, l1_params, clip, params))
+                else:
+                    loss = loss_fn(model(xb), yb)
+                    if l1:
+                        loss = loss + l1 * sum(p.abs().sum() for p in l1_params)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if clip is not None:
+                        clip(params)
+                    optimizer.step()
                 if schedule is not None and schedule.per_batch:
                     schedule.step_batch()
                 total += loss.detach() * len(xb)
@@ -161,6 +173,10 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
             if improved:
                 history.best_epoch, history.best_val_loss = epoch, logs["val_loss"]
                 best_state = copy.deepcopy(model.state_dict())
+            if swa_first is not None and epoch >= swa_first:
+                swa_model = swa_model or AveragedModel(model)
+                swa_model.update_parameters(model)
+                swa_epochs.append(epoch)
             if run_dir is not None:
                 lines.append(json.dumps(json_safe(logs)))  # NaN → null
                 atomic_write_text(Path(run_dir) / RUN_FILES["metrics"], "\n".join(lines) + "\n")
@@ -184,13 +200,34 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
 
     state.stop_reason = state.stop_reason or f"reached train.max_epochs ({max_epochs})"
     history.stop_reason = state.stop_reason
-    if best_state is not None:
+    if swa_model is not None:  # the averaged weights replace the best ones
+        with torch.no_grad():
+            for p, avg in zip(model.parameters(), swa_model.module.parameters(), strict=True):
+                p.copy_(avg)
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            update_bn((xs[i:i + bs] for i in range(0, n_used, bs)), model)  # running stats
+        history.stop_reason += ("; stochastic weight averaging over epochs "
+                                f"{swa_epochs[0]}–{swa_epochs[-1]}")
+    elif best_state is not None:
         model.load_state_dict(best_state)
         history.stop_reason += f"; restored the best weights (epoch {history.best_epoch})"
     for w in watchers:
         w.on_train_end(state)
     history.seconds += time.perf_counter() - t_start
     return history
+
+
+def _loss_and_grad(model, loss_fn, xb, yb, optimizer, l1, l1_params, clip, params
+                   ) -> torch.Tensor:
+    """L-BFGS's closure: forward → loss (+ L1) → backward → clip; the loss."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model(xb), yb)
+    if l1:
+        loss = loss + l1 * sum(p.abs().sum() for p in l1_params)
+    loss.backward()
+    if clip is not None:
+        clip(params)
+    return loss
 
 
 def _clipper(kind: str, max_value: float) -> Callable[[list[torch.Tensor]], None] | None:

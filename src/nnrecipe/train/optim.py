@@ -8,7 +8,9 @@ import torch
 
 from ..plan import Plan
 
-__all__ = ["make_optimizer"]
+__all__ = ["make_optimizer", "LBFGS_HISTORY"]
+
+LBFGS_HISTORY = 100  # curvature pairs L-BFGS keeps (PyTorch's default)
 
 
 def make_optimizer(plan: Plan, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -23,5 +25,7 @@ def make_optimizer(plan: Plan, params: Iterable[torch.nn.Parameter]) -> torch.op
     if name in ("adam", "adamw", "nadam", "adamax"):
         cls = {"adam": o.Adam, "adamw": o.AdamW, "nadam": o.NAdam, "adamax": o.Adamax}[name]
         return cls(params, lr=lr, betas=betas, weight_decay=wd)
+    if name == "lbfgs":  # full batch; the loop passes a closure to step()
+        return o.LBFGS(params, lr=lr, history_size=LBFGS_HISTORY, line_search_fn="strong_wolfe")
     cls = {"adagrad": o.Adagrad, "adadelta": o.Adadelta}[name]
     return cls(params, lr=lr, weight_decay=wd)

@@ -1,0 +1,81 @@
+"""Hypothesis experiments: change one thing, say what you expect, verify.
+
+The baseline plan and the changed plan are trained on the same splits with the same seeds
+(one pair per repeat); the paired differences of the chosen test metric give an effect
+size, a confidence interval (Student's t, scipy) and a verdict:
+
+- expect better / worse: *supported* when the whole interval lies on that side of zero,
+  *refuted* when it lies wholly on the other side, else *inconclusive*;
+- expect same: *supported* when the interval lies within ± the equivalence margin,
+  *refuted* when it excludes zero, else *inconclusive*.
+
+Every experiment is appended to ``experiments.jsonl`` in the run root.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from ..errors import NnrecipeError
+from ..runs import atomic_write_text, json_safe
+
+__all__ = ["EXPECTATIONS", "HIGHER_IS_BETTER", "paired_verdict", "append_journal",
+           "read_journal", "JOURNAL"]
+
+EXPECTATIONS = ("better", "worse", "same")
+HIGHER_IS_BETTER = {"accuracy": True, "balanced_accuracy": True, "f1_macro": True,
+                    "precision_macro": True, "recall_macro": True, "roc_auc": True, "r2": True,
+                    "log_loss": False, "rmse": False, "mae": False}
+JOURNAL = "experiments.jsonl"
+
+
+def paired_verdict(baseline: list[float], changed: list[float], *, expect: str,
+                   higher_is_better: bool, confidence: float = 0.95,
+                   margin: float | None = None) -> dict[str, Any]:
+    """Statistics and verdict for paired results. Differences are oriented so that a
+    positive number means the change made the metric *better*. ``margin`` (for "same")
+    defaults to 1% of the baseline's mean magnitude."""
+    b, c = np.asarray(baseline, float), np.asarray(changed, float)
+    d = (c - b) if higher_is_better else (b - c)
+    n = len(d)
+    mean = float(d.mean())
+    sd = float(d.std(ddof=1)) if n > 1 else 0.0
+    if n > 1 and sd > 0:
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+        p = float(stats.ttest_rel(c, b).pvalue)
+    else:  # identical differences every time: the interval collapses onto the mean
+        half, p = 0.0, (1.0 if mean == 0 else 0.0)
+    lo, hi = mean - half, mean + half
+    margin = margin if margin is not None else 0.01 * max(abs(float(b.mean())), 1e-12)
+    if expect == "same":
+        verdict = ("supported" if -margin <= lo and hi <= margin else
+                   "refuted" if lo > 0 or hi < 0 else "inconclusive")
+    else:
+        sign = 1 if expect == "better" else -1
+        verdict = ("supported" if (lo > 0 if sign > 0 else hi < 0) else
+                   "refuted" if (hi < 0 if sign > 0 else lo > 0) else "inconclusive")
+    return {"n_pairs": n, "mean_improvement": mean, "ci": [lo, hi], "confidence": confidence,
+            "p_value": p, "effect_size_dz": mean / sd if sd > 0 else None,
+            "equivalence_margin": margin if expect == "same" else None, "verdict": verdict}
+
+
+def append_journal(root: Path, entry: dict[str, Any]) -> Path:
+    """Add one line to the journal (rewritten atomically: never half a line)."""
+    path = Path(root) / JOURNAL
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    atomic_write_text(path, old + json.dumps(json_safe(entry)) + "\n")
+    return path
+
+
+def read_journal(root: Path) -> list[dict[str, Any]]:
+    path = Path(root) / JOURNAL
+    if not path.exists():
+        raise NnrecipeError(f"no experiments journal at {path}; run `nnrecipe experiment` "
+                            "first (or give --root)")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
