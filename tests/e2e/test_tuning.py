@@ -74,3 +74,13 @@ def test_experiment_and_experiments_commands(cli, tmp_path, bad_input):
     r = cli("experiment", data, "--target", "target", "--hypothesis", "h", "--change",
             "model.width=4", "--expect", "faster", "--out", tmp_path / "bad")
     bad_input(r, "--expect must be one of better, worse, same", out=tmp_path / "bad")
+
+
+def test_lbfgs_and_swa_runs_end_to_end_without_false_alarms(tmp_path):
+    df = datasets.load_breast_cancer(as_frame=True).frame
+    for name, over in (("lbfgs", {"optimizer.name": "lbfgs", "train.max_epochs": 10}),
+                       ("swa", {"train.swa": True, "train.max_epochs": 20})):
+        run = nnrecipe.fit(df, "target", overrides=over, out=tmp_path / name)
+        assert run.evaluation["metrics"]["accuracy"] > 0.9, name
+        assert [f.code for f in run.findings if f.severity != "info"] == [], name
+    assert "stochastic weight averaging" in run.history.stop_reason

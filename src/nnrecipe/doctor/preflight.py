@@ -310,6 +310,8 @@ def _measure_signal(ev, model, loss_fn, make_optimizer, x, y, lr, steps, seed, *
         torch.manual_seed(seed)  # the same draws for both: only the inputs differ
         net = _working_copy(model)
         opt = _optimizer(make_optimizer, net, lr)
+        if isinstance(opt, torch.optim.LBFGS):
+            return  # one L-BFGS step is a whole inner optimisation: no held-out path to read
         best, first, final = None, math.nan, math.nan
         for done in range(0, steps, check_every):
             f0, final = _train(net, opt, loss_fn, inputs[n_hold:], y[n_hold:],
@@ -365,10 +367,20 @@ def _train(net, opt, loss_fn, x, y, steps) -> tuple[float, float]:
             return first, math.inf
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        if isinstance(opt, torch.optim.LBFGS):  # it re-evaluates the loss in a line search
+            opt.step(lambda: _closure_loss(net, opt, loss_fn, x, y))
+        else:
+            opt.step()
     with torch.no_grad():
         final = loss_fn(net(x), y).item()
     return first, final if math.isfinite(final) else math.inf
+
+
+def _closure_loss(net, opt, loss_fn, x, y) -> Tensor:
+    opt.zero_grad(set_to_none=True)
+    loss = loss_fn(net(x), y)
+    loss.backward()
+    return loss
 
 
 def _memorised(initial: float, final: float, expected: float | None, ratio: float,

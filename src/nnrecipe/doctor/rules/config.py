@@ -311,7 +311,7 @@ def large_batch(ev: ConfigEvidence, *, max_batch: int = 512, max_share: float = 
     """Above ``max_batch`` rows, or (above ``small_batch``) more than ``max_share`` of the
     training rows: fewer than four noisy updates per epoch, close to full-batch descent."""
     bs, n = ev.batch_size, ev.n_train
-    if bs is None:
+    if bs is None or ev.optimizer == "lbfgs":  # L-BFGS is full-batch by design
         return None
     too_big = bs > max_batch
     too_much = n is not None and bs > small_batch and bs > max_share * n
