@@ -82,7 +82,7 @@ FAULTS: dict[str, tuple[str, Frame, dict, bool]] = {
     "target_leakage": ("a column = the target", _with(leak=lambda d: d.target * 3 + 1), {},
                        False),
     "duplicates_across_splits": ("200 duplicated rows", _duplicated, {}, False),
-    "class_imbalance": ("25 of 382 negatives kept", _imbalanced, {}, False),
+    "class_imbalance": ("25 of 212 negatives kept", _imbalanced, {}, False),
     "unscaled_features": ("data.scale=none, a column x1000", _unscaled, {"data.scale": "none"},
                           False),
     "too_many_parameters": ("width 1024 x 3 layers", _same,
