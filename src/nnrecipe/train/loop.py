@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -129,18 +130,13 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                     state.batch = (xb, yb)
                     for w in step_watchers:
                         w.before_step(state)
-                # 2. forward, loss, backward, clip, step
+                # 2. zero_grad, forward, loss (+ L1), backward, clip; then step
+                grads = partial(_loss_and_grad, model, loss_fn, xb, yb, optimizer, l1,
+                                l1_params, clip, params)
                 if lbfgs:  # the line search re-evaluates the loss: step takes a closure
-                    loss = optimizer.step(lambda xb=xb, yb=yb: _loss_and_grad(
-                        model, loss_fn, xb, yb, optimizer, l1, l1_params, clip, params))
+                    loss = optimizer.step(grads)
                 else:
-                    loss = loss_fn(model(xb), yb)
-                    if l1:
-                        loss = loss + l1 * sum(p.abs().sum() for p in l1_params)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if clip is not None:
-                        clip(params)
+                    loss = grads()
                     optimizer.step()
                 if schedule is not None and schedule.per_batch:
                     schedule.step_batch()
@@ -219,7 +215,8 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
 
 def _loss_and_grad(model, loss_fn, xb, yb, optimizer, l1, l1_params, clip, params
                    ) -> torch.Tensor:
-    """L-BFGS's closure: forward → loss (+ L1) → backward → clip; the loss."""
+    """One step's gradients: zero_grad → forward → loss (+ L1) → backward → clip; returns
+    the loss. Called once per step, or as L-BFGS's closure (it may call it several times)."""
     optimizer.zero_grad(set_to_none=True)
     loss = loss_fn(model(xb), yb)
     if l1:
