@@ -41,7 +41,7 @@ from .train.lr_find import LRFindResult
 from .tune import fold_indices, summarise_folds
 from .tune.experiment import EXPECTATIONS, HIGHER_IS_BETTER, append_journal, paired_verdict
 
-__all__ = ["Run", "cv", "diagnose", "experiment", "find_lr", "fit", "plan", "load_run"]
+__all__ = ["Run", "cv", "diagnose", "experiment", "find_lr", "fit", "plan", "load_run", "tune"]
 
 Source = str | Path | pd.DataFrame
 
@@ -234,6 +234,25 @@ def experiment(data: Source, target: str, *, hypothesis: str, changes: dict[str,
         return entry
 
 
+def tune(data: Source, target: str, *, trials: int = 20, timeout: float | None = None,
+         storage: str | None = None, study: str | None = None, workers: int = 1,
+         space: list[str] | None = None, task: str = "auto", overrides: dict | None = None,
+         out: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
+    """Search the plan with Optuna (TPE sampler, median pruner on the per-epoch validation
+    loss), then retrain the best plan like ``fit`` in the run directory.
+
+    ``space``: ``["key=low:high", "key=a,b,c", ...]`` narrows or adds searched keys; keys
+    in ``overrides`` are fixed. ``storage``: an Optuna URL or a journal file path (default:
+    ``study.journal`` in the run directory); the same ``study`` name and storage resume a
+    study. ``workers``: processes sharing the study. Writes ``tune.json`` (every trial)
+    and returns its content with ``path`` and the retrained ``run``."""
+    from ._tuning import tune as run_tuning  # the search imports this module's stages
+
+    return run_tuning(data, target, trials=trials, timeout=timeout, storage=storage,
+                      study=study, workers=workers, space=space, task=task,
+                      overrides=overrides, out=out, progress=progress)
+
+
 @contextmanager
 def _new_run_dir(out: str | Path | None, name: str) -> Iterator[Path]:
     """Create the run directory; remove it again if a user error stops the run."""
@@ -268,16 +287,36 @@ def _prepare(data, target, *, task, overrides, test, valid) -> _Prepared:
     profile.splits = {"how": splits.how, **splits.sizes(), "duplicates_across_splits":
                       split_overlap(splits.train, {"val": splits.val, "test": splits.test},
                                     features)}
+    return _build(profile, splits, table_name(data), given, None)
+
+
+# the plan keys the fitted preprocessing depends on
+_PREPROCESS_KEYS = ("data.drop", "data.scale", "model.output_activation")
+
+
+def _build(profile: DataProfile, splits: Any, name: str, given: dict[str, Any],
+           reuse: _Prepared | None) -> _Prepared:
+    """Plan, fit the preprocessing (or take ``reuse``'s when it was fitted for the same
+    data keys) and build the network, from a profile and splits made once."""
     the_plan = make_plan(profile, len(splits.train), given)
-    pre = Preprocessor.fit(splits.train, target=target, task=profile.task,
-                           kinds=profile.feature_kinds, drop=the_plan["data.drop"],
-                           scale=the_plan["data.scale"],
-                           target_activation=the_plan["model.output_activation"])
+    if reuse is not None and all(reuse.plan[k] == the_plan[k] for k in _PREPROCESS_KEYS):
+        pre = reuse.preprocessor
+    else:
+        pre = Preprocessor.fit(splits.train, target=profile.target, task=profile.task,
+                               kinds=profile.feature_kinds, drop=the_plan["data.drop"],
+                               scale=the_plan["data.scale"],
+                               target_activation=the_plan["model.output_activation"])
     torch.manual_seed(the_plan["seed"])
     model = build_mlp(the_plan, pre.n_numeric, pre.embedding_sizes)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     the_plan = add_parameter_count(the_plan, n_params, len(splits.train))
-    return _Prepared(the_plan, profile, pre, model, splits, table_name(data), given)
+    return _Prepared(the_plan, profile, pre, model, splits, name, given)
+
+
+def _replan(prep: _Prepared, overrides: dict[str, Any]) -> _Prepared:
+    """``prep`` with another plan: same data, profile and splits; the preprocessing is
+    reused when the plan's data keys did not change."""
+    return _build(prep.profile, prep.splits, prep.name, validate_overrides(overrides), prep)
 
 
 def _load_companion(source: Source, df: pd.DataFrame, target: str, flag: str) -> pd.DataFrame:
@@ -304,13 +343,19 @@ def _tensors(pre: Preprocessor, df: pd.DataFrame, plan: Plan, what: str
 
 def _write_inputs(prep: _Prepared, run_dir: Path) -> tuple:
     """Tensors for training and validation, the validation metric, and the first files."""
+    runs.atomic_write_yaml(run_dir / runs.RUN_FILES["plan"], prep.plan.to_dict())
+    runs.atomic_write_json(run_dir / runs.RUN_FILES["profile"], prep.profile.to_dict())
+    runs.atomic_write_json(run_dir / runs.RUN_FILES["preprocess"], prep.preprocessor.to_dict())
+    return _inputs(prep)
+
+
+def _inputs(prep: _Prepared) -> tuple:
+    """(x_train, y_train, x_val, y_val, val_metrics): tensors shaped for the plan's loss and
+    the validation metric in the data's own units."""
     plan_, pre, s = prep.plan, prep.preprocessor, prep.splits
     task = plan_["task"]
     x_tr, y_tr, _ = _tensors(pre, s.train, plan_, "training data")
     x_va, y_va, y_va_raw = _tensors(pre, s.val, plan_, "validation data")
-    runs.atomic_write_yaml(run_dir / runs.RUN_FILES["plan"], plan_.to_dict())
-    runs.atomic_write_json(run_dir / runs.RUN_FILES["profile"], prep.profile.to_dict())
-    runs.atomic_write_json(run_dir / runs.RUN_FILES["preprocess"], pre.to_dict())
 
     def val_metrics(out: torch.Tensor, _y: torch.Tensor) -> dict[str, float]:
         values = outputs_to_predictions(out, task, plan_["loss.name"])

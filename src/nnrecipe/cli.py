@@ -225,6 +225,60 @@ def lr_find(data: DataArg, target: TargetOpt, task: TaskOpt = "auto", set_: SetO
                       f"Numbers: {run_dir / 'lr_find.json'}")
 
 
+@app.command("tune")
+def tune_(
+    data: DataArg, target: TargetOpt,
+    trials: Annotated[int, typer.Option(help="Trials to run now (added to a resumed study).")]
+    = 20,
+    timeout: Annotated[float | None, typer.Option(
+        help="Stop starting trials after this many seconds (per worker).")] = None,
+    storage: Annotated[str | None, typer.Option(
+        help="Optuna storage: a journal file path, or a URL such as "
+             "postgresql://user@host/db for several machines [default: study.journal in the "
+             "run directory]. Give an earlier run's study.journal to resume its study.")] = None,
+    study: Annotated[str | None, typer.Option(help="Study name [default: the data's name].")]
+    = None,
+    workers: Annotated[int, typer.Option(help="Processes sharing the study.")] = 1,
+    space: Annotated[list[str] | None, typer.Option(
+        "--space", metavar="KEY=LOW:HIGH",
+        help="Search KEY between LOW and HIGH (or among a,b,c for a choice); repeatable. "
+             "Default space: optimizer.lr around the range test's suggestion, "
+             "model.hidden_layers 1:5, model.width 16:512, model.dropout 0.1:0.5, "
+             "train.batch_size 8:128, optimizer.name adam,nadam,adamax,rmsprop,sgd. "
+             "A key fixed with --set is not searched.")] = None,
+    task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
+    max_epochs: EpochsOpt = None, quiet: QuietOpt = False,
+) -> None:
+    """Search the plan with Optuna (TPE sampler; the median pruner stops trials whose
+    validation loss trails the median), starting from the default plan, then retrain the
+    best plan like `train`. Writes the run directory with tune.json (every trial)."""
+    r = api.tune(data, target, trials=trials, timeout=timeout, storage=storage, study=study,
+                 workers=workers, space=space, task=task,
+                 overrides=_overrides(set_, seed, max_epochs), out=out, progress=not quiet)
+    if quiet:
+        print(r["path"])
+        return
+    ranked = sorted((t for t in r["trials"] if t["value"] is not None),
+                    key=lambda t: (t["state"] != "COMPLETE", t["value"]))
+    table = Table(title=f"Study '{r['study']}': {r['n_trials']} trials, {r['n_pruned']} pruned "
+                        "(best 10 by validation loss; all in tune.json)")
+    for col in ("trial", "state", "val loss", "epochs", "plan"):
+        table.add_column(col, overflow="fold")
+    for t in ranked[:10]:
+        table.add_row(str(t["number"]) + (" (default)" if t["number"] == r["default_trial"]
+                                          else ""), t["state"].lower(), f"{t['value']:.4g}",
+                      str(t["epochs"]), "  ".join(f"{k.split('.')[-1]}={_short(v)}"
+                                                  for k, v in t["params"].items()))
+    out_console.print(table)
+    _print_metrics(r["run"].evaluation, f"Test (trial {r['best']['number']}'s plan, retrained)")
+    out_console.print(f"Run directory: {r['path']}  Trials: {Path(r['path']) / 'tune.json'}  "
+                      f"Study: {r['storage']}")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 @app.command()
 def predict(
     run: RunArg, data: DataArg,

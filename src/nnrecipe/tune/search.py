@@ -1,0 +1,234 @@
+"""Hyper-parameter search with Optuna: the search space from the rules, the study, pruning.
+
+The notes: tune the learning rate first (the range test), then run many configurations
+and keep the best by validation. Here:
+
+- the **space** comes from rules (:func:`default_space`): a log-uniform LR around the range
+  test's suggestion, 1-5 hidden layers, width 16-512, dropout 0.1-0.5, batch size 8-128,
+  and the optimizer among Adam, Nadam, AdaMax, RMSprop and SGD with momentum. ``--set``
+  fixes a key (it leaves the space); ``--space key=low:high`` (or ``key=a,b,c``) narrows or
+  adds one;
+- the **study** minimises the best validation loss with the TPE sampler; the median pruner
+  is fed the validation loss after every epoch and stops a trial that is worse than the
+  median of earlier trials at the same epoch;
+- the **storage** is a journal file in the run directory by default (file locks make it safe
+  for several local processes), or any Optuna storage URL (PostgreSQL, MySQL, SQLite) for
+  several machines; the same study name and storage resume a study.
+
+Only Optuna's own machinery schedules trials: ``--workers K`` starts K processes that each
+run ``study.optimize`` on the shared storage.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from ..errors import PlanError
+from ..plan import KEYS, Plan, validate_overrides
+from ..train.callbacks import TrainState, Watcher
+
+__all__ = ["Dim", "PruneOnValLoss", "default_space", "finished", "merge_space", "open_study",
+           "parse_space", "storage_for", "study_summary", "JOURNAL_FILE", "TUNED_OPTIMIZERS"]
+
+JOURNAL_FILE = "study.journal"
+# the optimizers the notes recommend trying (L-BFGS is for full-batch problems, not a search)
+TUNED_OPTIMIZERS = ("adam", "nadam", "adamax", "rmsprop", "sgd")
+# keys searched on a log scale when their range allows it (multiplicative effects)
+LOG_KEYS = ("optimizer.lr", "optimizer.weight_decay", "regularization.l1", "regularization.l2",
+            "model.width", "train.batch_size", "schedule.k")
+LR_SPAN = 10.0  # the LR is searched from suggestion/10 to suggestion*10
+PRUNER_STARTUP_TRIALS = 5  # the median needs a few finished trials to mean anything
+PRUNER_WARMUP_EPOCHS = 3  # the first epochs' validation loss is too noisy to judge a trial
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One searched plan key: a float or int range (``log`` scale or not) or choices."""
+
+    key: str
+    kind: str  # "float" | "int" | "choice"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple | None = None
+    reason: str = ""
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        if self.kind == "choice":
+            return trial.suggest_categorical(self.key, list(self.choices or ()))
+        if self.kind == "int":
+            return trial.suggest_int(self.key, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.key, float(self.low), float(self.high), log=self.log)
+
+    def contains(self, value: Any) -> bool:
+        if self.kind == "choice":
+            return value in (self.choices or ())
+        return self.low <= value <= self.high
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.kind == "choice":
+            return {"kind": "choice", "choices": list(self.choices or ()), "reason": self.reason}
+        return {"kind": self.kind, "low": self.low, "high": self.high, "log": self.log,
+                "reason": self.reason}
+
+
+def default_space(plan: Plan, lr_center: float | None, lr_rule: str = "") -> dict[str, Dim]:
+    """The rules' search space around ``plan`` (ranges widened to hold the plan's own
+    values, so the default plan is a point of the space and can be tried first)."""
+    def around(key: str, low: float, high: float) -> tuple[float, float]:
+        v = plan[key]
+        return (min(low, v), max(high, v)) if isinstance(v, int | float) else (low, high)
+
+    center = lr_center or plan["optimizer.lr"]
+    lr_lo, lr_hi = around("optimizer.lr", center / LR_SPAN, center * LR_SPAN)
+    dims = [
+        Dim("optimizer.lr", "float", lr_lo, lr_hi, True, reason=(
+            f"log-uniform within ×{LR_SPAN:g} of the LR range test's suggestion "
+            f"{center:.3g}{' (' + lr_rule + ' rule)' if lr_rule else ''}" if lr_center else
+            f"log-uniform within ×{LR_SPAN:g} of the planned rate {center:.3g}")),
+        Dim("model.hidden_layers", "int", *around("model.hidden_layers", 1, 5),
+            reason="1-5 hidden layers: add depth only while it helps"),
+        Dim("model.width", "int", *around("model.width", 16, 512), log=True,
+            reason="16-512 units, log scale: capacity grows multiplicatively"),
+        Dim("model.dropout", "float", *around("model.dropout", 0.1, 0.5),
+            reason="dropout 0.1-0.5, the notes' usual range"),
+        Dim("train.batch_size", "int", *around("train.batch_size", 8, 128), log=True,
+            reason="batch 8-128: small batches generalise better, large ones run faster"),
+        Dim("optimizer.name", "choice", choices=tuple(dict.fromkeys(
+            [*TUNED_OPTIMIZERS, plan["optimizer.name"]])),
+            reason="the optimizers the notes recommend, SGD with momentum 0.9"),
+    ]
+    return {d.key: d for d in dims}
+
+
+def parse_space(items: list[str] | None) -> dict[str, Dim]:
+    """``["model.width=32:256", "optimizer.name=adam,sgd"]`` into dimensions; every problem
+    is reported at once (PlanError)."""
+    problems, out = [], {}
+    for item in items or []:
+        key, sep, text = (s.strip() for s in item.partition("="))
+        spec = KEYS.get(key)
+        if not sep or not text:
+            problems.append(f"--space expects key=low:high or key=a,b,c, got '{item}'")
+        elif spec is None:
+            problems.append(f"--space: unknown plan key '{key}' (valid keys: "
+                            + ", ".join(KEYS) + ")")
+        elif spec.kind in ("int", "float"):
+            dim, why = _numeric_dim(key, spec.kind, text)
+            if dim is None:
+                problems.append(why)
+            else:
+                out[key] = dim
+        elif spec.kind in ("choice", "bool"):
+            try:
+                values = tuple(dict.fromkeys(validate_overrides({key: v})[key]
+                                             for v in text.split(",")))
+                out[key] = Dim(key, "choice", choices=values, reason="from --space")
+            except PlanError as e:
+                problems.append(f"--space {key}: {e}")
+        else:
+            problems.append(f"--space: '{key}' cannot be searched; fix it with --set")
+    if problems:
+        raise PlanError("; ".join(problems))
+    return out
+
+
+def _numeric_dim(key: str, kind: str, text: str) -> tuple[Dim | None, str]:
+    lo_text, sep, hi_text = text.partition(":")
+    if not sep:
+        return None, f"--space {key} expects low:high (e.g. {key}=1:5), got '{text}'"
+    try:
+        lo, hi = (validate_overrides({key: t})[key] for t in (lo_text, hi_text))
+    except PlanError as e:
+        return None, f"--space {key}: {e}"
+    if not lo < hi:
+        return None, f"--space {key}: low must be below high, got {lo_text}:{hi_text}"
+    log = key in LOG_KEYS and lo > 0
+    return Dim(key, kind, lo, hi, log, reason="from --space"), ""
+
+
+def merge_space(rules: dict[str, Dim], given: dict[str, Dim], fixed: dict[str, Any]
+                ) -> dict[str, Dim]:
+    """The rules' space, narrowed or extended by --space, without the keys --set fixes."""
+    clash = sorted(set(given) & set(fixed))
+    if clash:
+        raise PlanError(f"{', '.join(clash)} given both with --set (fixed) and --space "
+                        "(searched); keep one")
+    # "auto" leaves the choice to a rule, and the search is that rule here
+    fixed_keys = {k for k, v in fixed.items() if v != "auto"}
+    return {k: d for k, d in {**rules, **given}.items() if k not in fixed_keys}
+
+
+class PruneOnValLoss(Watcher):
+    """Reports each epoch's validation loss to the trial; raises TrialPruned when the
+    pruner says so, or when the loss is no longer finite (a diverged trial)."""
+
+    def __init__(self, trial: optuna.Trial, offset: int = 0):
+        self.trial, self.offset = trial, offset
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        loss = state.logs.get("val_loss")
+        if loss is None:
+            return
+        epoch = state.epoch + self.offset
+        if not math.isfinite(loss):
+            self.trial.set_user_attr("pruned_because", f"validation loss {loss} at epoch {epoch}")
+            raise optuna.TrialPruned(f"validation loss {loss} at epoch {epoch}")
+        self.trial.report(float(loss), epoch)
+        if self.trial.should_prune():
+            self.trial.set_user_attr("pruned_because", "worse than the median of earlier trials at "
+                                     f"epoch {epoch}")
+            raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+
+def storage_for(storage: str | None, run_dir: Path) -> tuple[Any, str]:
+    """(an Optuna storage, how to name it): a URL as given, a file path or the default as a
+    journal file (file locks: safe for several local processes)."""
+    if storage and "://" in storage:
+        return storage, storage
+    path = Path(storage) if storage else Path(run_dir) / JOURNAL_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    backend = optuna.storages.journal.JournalFileBackend(str(path))
+    return optuna.storages.JournalStorage(backend), str(path)
+
+
+def open_study(storage: Any, name: str, seed: int) -> optuna.Study:
+    """Create the study, or load it when it exists (resume)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # we print our own progress
+    return optuna.create_study(
+        storage=storage, study_name=name, direction="minimize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS,
+                                           n_warmup_steps=PRUNER_WARMUP_EPOCHS))
+
+
+def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return study.get_trials(deepcopy=False, states=states)
+
+
+def study_summary(study: optuna.Study) -> dict[str, Any]:
+    """Every trial (number, state, value, params, the per-epoch validation losses) and the
+    best; JSON-ready."""
+    trials = []
+    for t in study.get_trials(deepcopy=False):
+        seconds = ((t.datetime_complete - t.datetime_start).total_seconds()
+                   if t.datetime_complete and t.datetime_start else None)
+        trials.append({"number": t.number, "state": t.state.name, "value": t.value,
+                       "params": t.params, "seconds": seconds,
+                       "epochs": max(t.intermediate_values, default=None),
+                       "intermediate": {str(k): v for k, v in
+                                        sorted(t.intermediate_values.items())},
+                       **({"note": t.user_attrs["pruned_because"]}
+                          if "pruned_because" in t.user_attrs else {})})
+    complete = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None]
+    best = min(complete, key=lambda t: t["value"]) if complete else None
+    return {"trials": trials, "n_trials": len(trials),
+            "n_complete": len(complete),
+            "n_pruned": sum(t["state"] == "PRUNED" for t in trials),
+            "best": None if best is None else {k: best[k] for k in ("number", "value", "params")}}
