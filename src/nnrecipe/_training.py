@@ -23,9 +23,10 @@ from .doctor.monitors import LiveMonitor
 from .doctor.repair import choose_fix, keeps_weights, repairable_symptom
 from .doctor.run import after_training, before_training, constant_baseline_loss
 from .evaluate import MAIN_METRIC
-from .models import build_mlp, outputs_to_predictions
+from .models import outputs_to_predictions
+from .models.build import build_network
 from .plan import Decision, Plan, add_parameter_count, make_plan
-from .runs import atomic_write_json
+from .runs import RUN_FILES, atomic_write_json
 from .train import History, make_loss, make_optimizer, predict_batches
 from .train import fit as train_fit
 from .train.lr_find import LRFindResult, lr_find, plot_lr_find
@@ -40,6 +41,7 @@ class TrainOutcome:
     history: History
     findings: list[Finding] = field(default_factory=list)
     repairs: list[dict[str, Any]] = field(default_factory=list)
+    layer_log: list[dict[str, Any]] = field(default_factory=list)  # the monitors' samples
 
 
 def train_with_doctor(prep: Any, train: tuple, val: tuple, *, val_metrics: Any, run_dir: Any,
@@ -74,15 +76,20 @@ def train_with_doctor(prep: Any, train: tuple, val: tuple, *, val_metrics: Any, 
                                 val_metrics=val_metrics, main_metric=MAIN_METRIC[task],
                                 watchers=[monitor, *watchers], run_dir=run_dir,
                                 progress=progress, resume=out.history,
-                                tag={"attempt": len(out.repairs)} if auto_fix else None)
+                                tag={"attempt": len(out.repairs)} if auto_fix else None,
+                                augment=getattr(prep, "augment", None))
         trained = True
         out.findings += monitor.findings
+        out.layer_log += [{**s, "attempt": len(out.repairs)} for s in monitor.layer_log]
         if out.repairs:
             out.repairs[-1]["after"] = _snapshot(out.history)
         symptom = repairable_symptom(monitor.findings) if auto_fix else None
         if symptom is None:
             break
     out.findings += _after(out, val, baseline, prep)
+    if run_dir is not None:  # per-layer gradient norms and dead units over time (the report)
+        atomic_write_json(Path(run_dir) / RUN_FILES["monitor"],
+                          {"sample_every": monitor.sample_every, "samples": out.layer_log})
     return out
 
 
@@ -108,7 +115,7 @@ def lr_decision(result: LRFindResult) -> Decision:
 def _apply_fix(out: TrainOutcome, prep: Any, overrides: dict, fix: dict,
                symptom: Finding) -> None:
     """Re-plan with the fix; keep the last good weights or re-initialise."""
-    n_train = prep.splits.train.shape[0]
+    n_train = len(prep.splits.train)
     plan = make_plan(prep.profile, n_train, overrides)
     when = f"epoch {symptom.epoch}" if symptom.epoch else "pre-flight"
     for key in fix:  # the value make_plan resolved ("auto" becomes the rule's choice)
@@ -118,8 +125,7 @@ def _apply_fix(out: TrainOutcome, prep: Any, overrides: dict, fix: dict,
     keep = keeps_weights(fix) and out.history.best_epoch is not None
     if not keep:
         torch.manual_seed(plan["seed"])
-        out.model = build_mlp(plan, prep.preprocessor.n_numeric,
-                              prep.preprocessor.embedding_sizes)
+        out.model = build_network(plan, prep.preprocessor)
     n_params = sum(p.numel() for p in out.model.parameters() if p.requires_grad)
     out.plan = add_parameter_count(plan, n_params, n_train)
     out.repairs.append({
@@ -145,9 +151,12 @@ def _after(out: TrainOutcome, val: tuple, baseline: float, prep: Any) -> list[Fi
     codes = proba = None
     if task != "regression":
         proba = outputs_to_predictions(val_out, task, plan["loss.name"])
-        codes = prep.preprocessor.transform_target(prep.splits.val[prep.profile.target])
+        y = val[1]  # class codes (cross-entropy), or 0/1 or one-hot floats
+        codes = (y.argmax(1) if y.dim() == 2 and y.shape[1] > 1 else y.reshape(-1)).long()
+        codes = codes.numpy()
         if not np.all(np.isfinite(proba)):
             codes = proba = None
+    ids = getattr(prep.splits, "val_ids", None)
     return after_training(plan, out.history, n_val=len(val[0]), baseline_loss=baseline,
                           metric_name=MAIN_METRIC[task], val_codes=codes, val_proba=proba,
-                          val_ids=list(prep.splits.val.index))
+                          val_ids=list(prep.splits.val.index) if ids is None else ids)

@@ -37,6 +37,10 @@ class DataProfile:
     leak_suspects: list[dict[str, Any]]
     dropped_target_missing: int = 0
     splits: dict[str, Any] = field(default_factory=dict)
+    # "table", or the non-tabular kind ("image", "volume", "audio", "text", "series") with
+    # what the plan needs about its inputs (shape, vocabulary size, window...)
+    modality: str = "table"
+    inputs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def feature_kinds(self) -> dict[str, str]:
@@ -108,7 +112,7 @@ def profile_table(df: pd.DataFrame, target: str, task: str = "auto", *,
         task=task,
         task_reason=task_reason,
         columns=columns,
-        target_summary=_target_summary(df[target], task),
+        target_summary=target_summary(df[target], task),
         duplicate_rows=int(df.duplicated().sum()),
         constant_columns=constant,
         id_like_columns=[c for c, k in kinds.items() if k == "id"],
@@ -131,14 +135,24 @@ def _column_stats(s: pd.Series, kind: str) -> dict[str, Any]:
         out["n_infinite"] = int(np.isinf(v).sum())
         if finite.size:
             out.update(mean=float(finite.mean()), std=float(finite.std()),
-                       min=float(finite.min()), max=float(finite.max()))
+                       min=float(finite.min()), max=float(finite.max()),
+                       histogram=_histogram(finite, out["distinct"]))
     elif kind in ("categorical", "boolean", "target"):
         top = s.astype(str).value_counts().head(5)
         out["top"] = {str(k): int(v) for k, v in top.items()}
     return out
 
 
-def _target_summary(y: pd.Series, task: str) -> dict[str, Any]:
+HISTOGRAM_BINS = 20  # enough to show a shape in a report's small histogram
+
+
+def _histogram(finite: np.ndarray, distinct: int) -> dict[str, list]:
+    """Bin counts and edges of the finite values (fewer bins for few distinct values)."""
+    counts, edges = np.histogram(finite, bins=max(1, min(HISTOGRAM_BINS, distinct)))
+    return {"counts": counts.tolist(), "edges": edges.tolist()}
+
+
+def target_summary(y: pd.Series, task: str) -> dict[str, Any]:
     if task == "regression":
         v = y.to_numpy(dtype=float)
         return {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()),

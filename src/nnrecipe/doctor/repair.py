@@ -47,7 +47,8 @@ def _escalations(code: str, plan: Any) -> list[dict[str, Any]]:
                        "model.bias_init": 0.0}],
         "vanishing_gradients": [{"model.activation": "relu", "model.init": "he_normal",
                                  "model.batchnorm": True},
-                                {"model.hidden_layers": max(1, plan["model.hidden_layers"] // 2)}],
+                                {"model.hidden_layers": max(1, plan["model.hidden_layers"] // 2)}
+                                if "model.hidden_layers" in plan else {}],
         "cannot_overfit_batch": [{"optimizer.lr": lr * 10}, {"model.init": "he_normal",
                                                              "model.init_scale": 1.0,
                                                              "model.bias_init": 0.0}],
@@ -58,7 +59,7 @@ def choose_fix(finding: Finding, plan: Any, tried: list[dict[str, Any]]) -> dict
     """The first candidate change not tried yet that changes something in ``plan``."""
     candidates = ([finding.fix] if finding.fix else []) + _escalations(finding.code, plan)
     for fix in candidates:
-        fix = _applicable(fix)
+        fix = {k: v for k, v in _applicable(fix).items() if k in plan}  # this plan's keys
         changes = {k: v for k, v in fix.items() if k not in plan or plan[k] != v}
         if changes and fix not in tried:
             return fix

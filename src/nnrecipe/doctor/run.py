@@ -44,11 +44,14 @@ def before_training(plan: Plan, profile: Any, pre: Any, model: torch.nn.Module,
                     x: torch.Tensor, y: torch.Tensor, loss_fn: torch.nn.Module,
                     make_optimizer: Any, *, preflight: bool) -> list[Finding]:
     """Data, configuration and (unless turned off) pre-flight findings."""
-    n_num = pre.n_numeric
-    names = pre.feature_names[:n_num]
-    means, stds = x[:, :n_num].mean(0), x[:, :n_num].std(0)
-    findings = check_data(DataEvidence(profile, plan, dict(zip(names, means.tolist(), strict=True)),
-                                       dict(zip(names, stds.tolist(), strict=True))))
+    findings: list[Finding] = []
+    if getattr(profile, "modality", "table") == "table":  # the data rules read table columns
+        n_num = pre.n_numeric
+        names = pre.feature_names[:n_num]
+        means, stds = x[:, :n_num].mean(0), x[:, :n_num].std(0)
+        findings += check_data(DataEvidence(profile, plan,
+                                            dict(zip(names, means.tolist(), strict=True)),
+                                            dict(zip(names, stds.tolist(), strict=True))))
     findings += check_config(config_evidence_from_plan(plan, model, len(x),
                                                        profile.target_summary))
     if preflight:
@@ -74,7 +77,7 @@ def after_training(plan: Plan, history: Any, *, n_val: int, baseline_loss: float
         metric_name=metric_name,
         fix_context={k: plan[k] for k in ("model.dropout", "optimizer.weight_decay",
                                           "model.width", "model.hidden_layers",
-                                          "optimizer.lr")},
+                                          "optimizer.lr") if k in plan},
     )
     findings = check_after(ev)
     # A model that learned little calls every hard row mislabelled: only a model clearly

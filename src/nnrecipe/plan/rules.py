@@ -319,12 +319,21 @@ RULES: tuple[tuple[str, Rule, bool], ...] = (
 )
 
 
+from .modality import rules_for  # noqa: E402  (it imports this module's rules)
+
+
 def make_plan(profile: DataProfile, n_train: int, overrides: Mapping[str, Any] | None = None
               ) -> Plan:
     """Run every rule; a user's override replaces the rule's value. Raises PlanError."""
     values = validate_overrides(overrides)
     ctx = Ctx(profile, n_train)
-    for key, rule, derived in RULES:
+    rules = rules_for(profile.modality, RULES)
+    known = {key for key, _, _ in rules}
+    foreign = sorted(k for k in values if k not in known and k != "seed")
+    if foreign:
+        raise PlanError(f"{', '.join(foreign)} do(es) not apply to {profile.modality} data; "
+                        "keys for it: " + ", ".join(sorted(known)))
+    for key, rule, derived in rules:
         if key in values and values[key] != "auto":  # "auto": let the rule choose
             v = values[key]
             shown = ",".join(map(str, v)) if isinstance(v, list) else v

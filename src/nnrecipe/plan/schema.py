@@ -27,6 +27,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "
               "lbfgs")
 GRAD_CLIP = ("none", "value", "norm", "global_norm")
 SCALES = ("standard", "minmax", "none")
+ARCHS = ("cnn", "gru", "lstm", "transformer")
 SCHEDULE_NAMES = ("none", "step", "exponential", "inverse_time", "one_cycle", "cosine",
                   "plateau")
 
@@ -107,6 +108,33 @@ KEYS: Mapping[str, KeySpec] = MappingProxyType({
                        help="exponential / inverse_time: decay rate per epoch"),
     "schedule.warmup_epochs": _num("int", 0, 100_000, help="linear warmup epochs"),
     "data.scale": KeySpec("choice", choices=SCALES),
+    # non-tabular data (images, volumes, audio, text, time series): plan/modality.py
+    "model.arch": KeySpec("choice", choices=ARCHS, help="network family (non-tabular data)"),
+    "model.blocks": _num("int", 1, 8, help="convolution blocks (each halves the size)"),
+    "model.filters": _num("int", 1, 1024, help="filters in the first block (doubling after)"),
+    "model.kernel": _num("int", 1, 15, help="convolution kernel size (odd)"),
+    "model.residual": KeySpec("bool", help="residual connections in the conv blocks"),
+    "model.separable": KeySpec("bool", help="depthwise-separable convolutions"),
+    "model.hidden": _num("int", 1, 4096, help="RNN hidden units / transformer width"),
+    "model.layers": _num("int", 1, 12, help="RNN or transformer layers"),
+    "model.bidirectional": KeySpec("bool", help="read sequences both ways (RNN)"),
+    "model.embedding_dim": _num("int", 1, 4096, help="token embedding size (text)"),
+    "model.heads": _num("int", 1, 64, help="attention heads (transformer)"),
+    "augment.enabled": KeySpec("bool", help="augment training batches (off in pre-flight)"),
+    "augment.shift": _num("float", 0, 0.5, help="images: random shift, fraction of the side"),
+    "augment.rotation": _num("float", 0, 180, help="images: random rotation, degrees"),
+    "augment.zoom": _num("float", 0, 0.5, help="images: random zoom, fraction"),
+    "augment.shear": _num("float", 0, 45, help="images: random shear, degrees"),
+    "augment.flip": _num("float", 0, 1, help="images: probability of a horizontal flip"),
+    "augment.noise": _num("float", 0, 1, help="images: gaussian noise std (normalised units)"),
+    "augment.jitter": _num("float", 0, 1, help="series/audio: noise, fraction of the std"),
+    "augment.scaling": _num("float", 0, 1, help="series/audio: random magnitude scaling std"),
+    "data.image_size": _num("int", 4, 512, help="images: resize to this side (pixels)"),
+    "series.window": _num("int", 1, 100_000, help="time steps the forecaster sees"),
+    "series.horizon": _num("int", 1, 10_000, help="time steps to forecast"),
+    "text.max_len": _num("int", 4, 4096, help="tokens kept per text"),
+    "text.min_freq": _num("int", 1, 1000, help="a word needs this many uses to get an id"),
+    "audio.n_mels": _num("int", 8, 256, help="mel bands of the log-mel features"),
     "seed": _num("int", 0, 2**32 - 1),
 })
 

@@ -70,13 +70,15 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
         val_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None = None,
         main_metric: str | None = None, watchers: Sequence[Watcher] = (),
         run_dir: Path | None = None, progress: bool = True, resume: History | None = None,
-        tag: dict[str, Any] | None = None) -> History:
+        tag: dict[str, Any] | None = None,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> History:
     """Train ``model`` in place by ``plan``; return the history. ``train``/``val`` are
     (x, y) tensors already shaped for ``loss_fn``.
 
     ``resume``: a history to continue (after a repair): epochs are numbered on from it and
     ``plan["train.max_epochs"]`` stays the total budget; the best weights are tracked
-    afresh. ``tag``: fields added to every epoch's log line (e.g. the repair attempt)."""
+    afresh. ``tag``: fields added to every epoch's log line (e.g. the repair attempt).
+    ``augment``: applied to each training batch's inputs (never to validation)."""
     torch.manual_seed(plan["seed"])  # dropout / RReLU draws
     gen = torch.Generator().manual_seed(plan["seed"])  # shuffling
     optimizer = make_optimizer(plan, model.parameters())
@@ -126,6 +128,8 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
             total = torch.zeros(())
             for k, i in enumerate(range(0, n_used, bs), start=1):
                 xb, yb = xs[i:i + bs], ys[i:i + bs]          # (B, F), (B, ...)
+                if augment is not None:
+                    xb = augment(xb)
                 if step_watchers:
                     state.batch = (xb, yb)
                     for w in step_watchers:

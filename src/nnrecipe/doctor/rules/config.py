@@ -47,7 +47,8 @@ def config_evidence_from_plan(plan: Plan, model: nn.Module, n_train: int | None,
                               target_summary: dict | None) -> ConfigEvidence:
     return ConfigEvidence(
         model=model, loss=plan["loss.name"], output_activation=plan["model.output_activation"],
-        task=plan["task"], activation=plan["model.activation"], init=plan["model.init"],
+        task=plan["task"], activation=plan["model.activation"],
+        init=plan["model.init"] if "model.init" in plan else None,  # convnets/RNNs init themselves
         optimizer=plan["optimizer.name"], lr=plan["optimizer.lr"],
         batch_size=plan["train.batch_size"], n_train=n_train, target_summary=target_summary)
 
