@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 WHEELS := $(wildcard /opt/wheels)
 FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench clean browser
 
 $(BIN)/nnrecipe: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,8 +22,22 @@ venv: $(BIN)/nnrecipe
 demo: venv
 	$(BIN)/nnrecipe demo
 
-test: venv
+test: venv browser
 	$(BIN)/python -m pytest
+
+# The report's browser test drives Debian's headless Chromium. Installed here, not by hand;
+# without apt-get (not Debian) nothing is installed and that one test is skipped.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium; \
+	  else echo "no apt-get: $(CHROMIUM) not installed; the browser test will be skipped"; fi; \
+	fi
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

@@ -22,6 +22,8 @@ import yaml
 from . import runs
 from ._training import run_range_test, train_with_doctor
 from .data import DataProfile, Preprocessor, load_table, profile_table, split_overlap, split_table
+from .data.arrays import detect_modality
+from .data.encode import ArrayEncoder
 from .data.load import table_name
 from .data.profile import check_target
 from .doctor.findings import Finding, sort_findings
@@ -33,15 +35,21 @@ from .evaluate import (
     classification_metrics,
     regression_metrics,
 )
+from .evaluate.details import evaluation_details
 from .models import build_mlp, outputs_to_predictions
+from .models.build import build_network
 from .plan import Plan, add_parameter_count, make_plan, validate_overrides
-from .report.summary import render_summary
+from .report import rebuild as rebuild_report
+from .report import write_cv_report, write_report
+from .report.reproduce import environment
 from .train import History, make_loss, predict_batches, target_tensor
 from .train.lr_find import LRFindResult
+from .train.tensorboard import TensorBoardWatcher, require_tensorboard
 from .tune import fold_indices, summarise_folds
 from .tune.experiment import EXPECTATIONS, HIGHER_IS_BETTER, append_journal, paired_verdict
 
-__all__ = ["Run", "cv", "diagnose", "experiment", "find_lr", "fit", "plan", "load_run", "tune"]
+__all__ = ["Run", "compare", "cv", "diagnose", "experiment", "find_lr", "fit", "plan", "load_run",
+           "report", "tune"]
 
 Source = str | Path | pd.DataFrame
 
@@ -85,6 +93,10 @@ class Run:
         return _score(self, df[df[target].notna()])
 
     def _raw_predict(self, df: pd.DataFrame) -> np.ndarray:
+        if not isinstance(self.preprocessor, Preprocessor):
+            raise RunError(f"predict and evaluate on new data work for table runs; this is a "
+                           f"{self.preprocessor.modality} run (its test results are in "
+                           "evaluation.json)")
         x = torch.from_numpy(self.preprocessor.transform(df, what="predict data"))
         values = outputs_to_predictions(predict_batches(self.model, x), self.task,
                                         self.plan["loss.name"])
@@ -102,6 +114,25 @@ class _Prepared:
     splits: Any
     name: str
     overrides: dict[str, Any]
+    data: Any = None  # non-tabular data: the loaded samples (data/arrays.py)
+    augment: Any = None  # applied to training batches (images, series)
+
+
+def _fit_arrays(data: Source, target: str | None, kind: str, *, task: str,
+                overrides: dict | None, test: Source | None, valid: Source | None,
+                out: str | Path | None, progress: bool, watchers: list, auto_fix: bool,
+                max_repairs: int, preflight: bool) -> Run:
+    from ._arrays import fit_arrays, prepare_arrays
+
+    if test is not None or valid is not None:
+        raise DataError(f"--test/--valid tables apply to tabular data, not {kind} data; "
+                        "the split is made inside the data")
+    prep = prepare_arrays(data, target, modality=kind, task=task, overrides=overrides,
+                          prepared=_Prepared)
+    with _new_run_dir(out, prep.name) as run_dir:
+        return fit_arrays(prep, run_dir, progress=progress, watchers=watchers,
+                          auto_fix=auto_fix, max_repairs=max_repairs, preflight=preflight,
+                          run_class=Run)
 
 
 def plan(data: Source, target: str, *, task: str = "auto", overrides: dict | None = None,
@@ -110,17 +141,33 @@ def plan(data: Source, target: str, *, task: str = "auto", overrides: dict | Non
     return _prepare(data, target, task=task, overrides=overrides, test=test, valid=valid).plan
 
 
-def fit(data: Source, target: str, *, task: str = "auto", overrides: dict | None = None,
-        test: Source | None = None, valid: Source | None = None, out: str | Path | None = None,
-        progress: bool = False, watchers: list | None = None, auto_fix: bool = False,
-        max_repairs: int = 3, preflight: bool = True) -> Run:
+def fit(data: Source, target: str | None = None, *, task: str = "auto",
+        overrides: dict | None = None, test: Source | None = None,
+        valid: Source | None = None, out: str | Path | None = None, progress: bool = False,
+        watchers: list | None = None, auto_fix: bool = False, max_repairs: int = 3,
+        preflight: bool = True, tensorboard: bool = False, modality: str = "auto") -> Run:
     """Profile, plan, train (watched by the doctor), evaluate and save a network for
     ``target``; returns the Run. ``auto_fix``: repair error-level symptoms and go on.
+    ``tensorboard``: also log to RUN/tensorboard/ (needs the ``tensorboard`` package).
+    ``modality``: auto (a folder of class subfolders: images or WAV sound; an .npz: images
+    or volumes; a table with ``series.horizon`` set: a forecast), or one of table, image,
+    volume, audio, text, series.
 
     Every check on the input happens before the run directory is created, so bad input
     leaves nothing behind."""
+    if tensorboard:
+        require_tensorboard()  # a missing package stops here, before any work
+    kind = detect_modality(data, modality, target, (overrides or {}).get("series.horizon"))
+    if kind != "table":
+        return _fit_arrays(data, target, kind, task=task, overrides=overrides, test=test,
+                           valid=valid, out=out, progress=progress, watchers=watchers or [],
+                           auto_fix=auto_fix, max_repairs=max_repairs, preflight=preflight)
+    if target is None:
+        raise DataError("give --target, the column to predict")
     prep = _prepare(data, target, task=task, overrides=overrides, test=test, valid=valid)
     with _new_run_dir(out, prep.name) as run_dir:
+        if tensorboard:
+            watchers = [*(watchers or []), TensorBoardWatcher(run_dir / "tensorboard")]
         return _train_and_save(prep, run_dir, progress, watchers or [], auto_fix=auto_fix,
                                max_repairs=max_repairs, preflight=preflight)
 
@@ -182,6 +229,7 @@ def cv(data: Source, target: str, *, folds: int = 5, task: str = "auto",
                   "per_fold": per_fold, "summary": summarise_folds(per_fold),
                   "baseline_summary": summarise_folds(baseline)}
         runs.atomic_write_json(run_dir / "cv.json", result)
+        write_cv_report(run_dir)
         return {**result, "path": str(run_dir)}
 
 
@@ -383,17 +431,20 @@ def _train_and_save(prep: _Prepared, run_dir: Path, progress: bool, watchers: li
         runs.atomic_write_json(run_dir / runs.RUN_FILES["repairs"], outcome.repairs)
     run = Run(outcome.plan, prep.profile, prep.preprocessor, model, history, path=run_dir,
               findings=findings, repairs=outcome.repairs)
-    run.evaluation = _score(run, prep.splits.test)
+    run.evaluation = _score(run, prep.splits.test, details=True)
     run.evaluation["training"] = {"epochs": len(history.epochs), "stop_reason":
                                   history.stop_reason, "best_epoch": history.best_epoch,
                                   "seconds": round(history.seconds, 3)}
     runs.atomic_write_json(run_dir / runs.RUN_FILES["evaluation"], run.evaluation)
-    runs.atomic_write_text(run_dir / runs.RUN_FILES["summary"], render_summary(run))
+    runs.atomic_write_json(run_dir / runs.RUN_FILES["environment"], environment(
+        data_name=prep.name, target=prep.profile.target, overrides=prep.overrides))
+    write_report(run_dir)  # summary.md and report.html, last: every other file is saved
     return run
 
 
-def _score(run: Run, df: pd.DataFrame) -> dict[str, Any]:
-    """Metrics of ``run`` on labelled ``df`` and of the dumb baseline on the same rows."""
+def _score(run: Run, df: pd.DataFrame, details: bool = False) -> dict[str, Any]:
+    """Metrics of ``run`` on labelled ``df`` and of the dumb baseline on the same rows;
+    ``details``: also the numbers behind the report's curves and worst rows."""
     pre, task = run.preprocessor, run.task
     y = pre.transform_target(df[run.profile.target])
     values = run._raw_predict(df)
@@ -408,9 +459,29 @@ def _score(run: Run, df: pd.DataFrame) -> dict[str, Any]:
     extra = {k: metrics.pop(k) for k in ("per_class", "confusion_matrix") if k in metrics}
     for k in ("per_class", "confusion_matrix"):
         base.pop(k, None)
-    return {"task": task, "n_rows": len(df), "main_metric": MAIN_METRIC[task],
-            "metrics": metrics, "baseline": {"name": BASELINE_NAME[task], "metrics": base},
-            **extra}
+    out = {"task": task, "n_rows": len(df), "main_metric": MAIN_METRIC[task],
+           "metrics": metrics, "baseline": {"name": BASELINE_NAME[task], "metrics": base},
+           **extra}
+    if details:
+        out["details"] = evaluation_details(task, y_true if task == "regression" else y, values,
+                                      pre.classes, df.drop(columns=[run.profile.target]))
+    return out
+
+
+def report(run_dir: str | Path) -> Path:
+    """Rebuild report.html and summary.md of a finished run directory (``train``,
+    ``tune``, a cv fold) or of a cross-validation directory; returns the page's path."""
+    return rebuild_report(run_dir)
+
+
+def compare(run_dirs: list[str | Path], out: str | Path = "compare.html",
+            diff: tuple[str | Path, str | Path] | None = None) -> Path:
+    """A leaderboard page of finished runs (``out``): one row per run, the learning
+    curves overlaid, and the plan differences of two runs (``diff``, default the first
+    two). Returns ``out``."""
+    from .report.compare import write_compare
+
+    return write_compare(run_dirs, Path(out), diff)
 
 
 def load_run(path: str | Path) -> Run:
@@ -425,8 +496,10 @@ def load_run(path: str | Path) -> Run:
     if lacking:
         raise RunError(f"{path} is not a finished nnrecipe run: {', '.join(lacking)} missing")
     plan_ = Plan.from_dict(yaml.safe_load(files["plan"].read_text(encoding="utf-8")))
-    pre = Preprocessor.from_dict(runs.read_json(files["preprocess"]))
-    model = build_mlp(plan_, pre.n_numeric, pre.embedding_sizes)
+    state = runs.read_json(files["preprocess"])
+    pre = (ArrayEncoder.from_dict(state) if "modality" in state  # images, text, series...
+           else Preprocessor.from_dict(state))
+    model = build_network(plan_, pre)
     model.load_state_dict(torch.load(files["model"], map_location="cpu", weights_only=True))
     model.eval()
     history = History()

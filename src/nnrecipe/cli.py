@@ -60,7 +60,13 @@ def _overrides(set_: list[str] | None, seed: int | None, max_epochs: int | None)
 
 @app.command()
 def train(
-    data: DataArg, target: TargetOpt, test: TestOpt = None, valid: ValidOpt = None,
+    data: Annotated[Path, typer.Argument(
+        help="A CSV or Parquet table; a folder with one subfolder per class of images (PNG, "
+             "JPEG) or WAV sound; or an .npz with x (images or volumes) and y.",
+        show_default=False)],
+    target: Annotated[str | None, typer.Option(
+        "--target", "-t", help="Column to predict (not needed for folders and .npz).")] = None,
+    test: TestOpt = None, valid: ValidOpt = None,
     task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
     max_epochs: EpochsOpt = None, quiet: QuietOpt = False,
     auto_fix: Annotated[bool, typer.Option(
@@ -69,12 +75,30 @@ def train(
     ] = False,
     max_repairs: Annotated[int, typer.Option(help="Most repair attempts with --auto-fix.")] = 3,
     preflight: PreflightOpt = True, strict: StrictOpt = False,
+    tensorboard: Annotated[bool, typer.Option(
+        "--tensorboard", help="Also log losses, metrics, LR, weight and gradient histograms "
+        "and the graph to RUN/tensorboard/ (needs: pip install 'nnrecipe[tensorboard]').")
+    ] = False,
+    modality: Annotated[str, typer.Option(
+        help="auto | table | image | volume | audio | text | series. auto: a folder is "
+             "images or sound, an .npz images or volumes, a table with --horizon a series.")
+    ] = "auto",
+    horizon: Annotated[int | None, typer.Option(
+        help="Time series: forecast this many steps ahead (makes the table a series).")] = None,
+    window: Annotated[int | None, typer.Option(
+        help="Time series: steps of history the forecaster sees [default: by rule].")] = None,
 ) -> None:
     """Profile the data, plan a network (with reasons), train it under the doctor's eye,
-    evaluate it against a dumb baseline, and write the run directory with summary.md."""
-    run = api.fit(data, target, task=task, overrides=_overrides(set_, seed, max_epochs),
-                  test=test, valid=valid, out=out, progress=not quiet, auto_fix=auto_fix,
-                  max_repairs=max_repairs, preflight=preflight)
+    evaluate it against a dumb baseline, and write the run directory with report.html and
+    summary.md."""
+    overrides = _overrides(set_, seed, max_epochs)
+    overrides.update({k: v for k, v in (("series.horizon", horizon), ("series.window", window))
+                      if v is not None})
+    if window is not None and horizon is None and modality == "auto":
+        modality = "series"
+    run = api.fit(data, target, task=task, overrides=overrides, test=test, valid=valid, out=out,
+                  progress=not quiet, auto_fix=auto_fix, max_repairs=max_repairs,
+                  preflight=preflight, tensorboard=tensorboard, modality=modality)
     if quiet:
         print(run.path)
     else:
@@ -84,6 +108,7 @@ def train(
         _print_metrics(run.evaluation, "Test")
         out_console.print(f"Stopped: {run.history.stop_reason}")
         out_console.print(f"Run directory: {run.path}\nSummary: {run.path / 'summary.md'}")
+        out_console.print(f"Report: {run.path / 'report.html'} (open it in a browser)")
     _exit_if_strict(run.findings, strict)
 
 
@@ -356,6 +381,27 @@ def _print_metrics(evaluation: dict, title: str) -> None:
         table.add_row(name, f"[{'green' if better else 'red'}]{v:.4g}",
                       "" if b is None else f"{b:.4g}")
     out_console.print(table)
+
+
+@app.command()
+def report(run: Annotated[Path, typer.Argument(
+        help="A finished run directory (train, tune, a cv fold) or a cv directory.")]) -> None:
+    """Rebuild report.html and summary.md of a finished run from its files."""
+    print(api.report(run))
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Two or more finished run directories.")],
+    out: Annotated[Path, typer.Option(help="The page to write.")] = Path("compare.html"),
+    diff: Annotated[tuple[Path, Path] | None, typer.Option(
+        metavar="A B", help="Compare the plans of these two runs [default: the first two].")
+    ] = None,
+) -> None:
+    """A leaderboard of runs: one row per run (data, key choices, best validation loss,
+    test metric, findings, time), the learning curves overlaid, and the plans of two runs
+    compared key by key."""
+    print(api.compare(runs, out, diff))
 
 
 def _set_threads() -> None:

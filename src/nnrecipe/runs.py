@@ -44,6 +44,9 @@ RUN_FILES = {
     "summary": "summary.md",
     "findings": "findings.json",
     "repairs": "repairs.json",
+    "monitor": "monitor.json",  # the live monitor's per-layer samples (gradient norms, dead units)
+    "environment": "environment.json",  # command, versions, hardware: how to reproduce the run
+    "report": "report.html",
 }
 
 

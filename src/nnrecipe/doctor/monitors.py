@@ -43,6 +43,7 @@ from .rules.live import SATURATION_AT, HistoryEvidence, StepEvidence, check_hist
 __all__ = ["LiveMonitor", "weight_layers"]
 
 KEEP_SAMPLES = 1000  # samples kept in LiveMonitor.samples
+LAYER_LOG_MAX = 1000  # entries of LiveMonitor.layer_log (even: thinning halves it exactly)
 MIN_ROWS_FOR_DEAD = 8  # fewer rows: a live unit is too often zero on all of them by chance
 IMMEDIATE_TRIGGERS = ("non_finite_gradient", "loss_growth")
 _ZERO_ACTS = (nn.ReLU, nn.ReLU6)
@@ -84,6 +85,11 @@ class LiveMonitor(Watcher):
         self.findings: list[Finding] = []
         # the latest samples, for reports and tests (bounded: a long run takes thousands)
         self.samples: deque[StepEvidence] = deque(maxlen=KEEP_SAMPLES)
+        # per-layer numbers over the whole run, for the report: {step, epoch, grad_norm:
+        # {layer: norm}, dead_share: {relu: share}}; thinned to every 2nd, 4th... sample
+        # once it holds LAYER_LOG_MAX, so it spans the run at a bounded size
+        self.layer_log: list[dict[str, Any]] = []
+        self._log_stride, self._n_observed = 1, 0
         self._seen: dict[tuple[str, str | None], int] = {}  # (code, layer) -> findings index
         self._streak: dict[tuple[str, str | None], int] = {}
         self._handles: list[Any] = []
@@ -128,6 +134,7 @@ class LiveMonitor(Watcher):
         """Judge one sample: run the step rules, keep the streaks, report what persisted.
         Returns the findings new with this sample."""
         self.samples.append(ev)
+        self._log_layers(ev)
         if self.initial_loss is None and math.isfinite(ev.loss):
             self.initial_loss = ev.loss
         fired = {(f.code, f.layer): f for f in check_step(ev)}
@@ -140,6 +147,17 @@ class LiveMonitor(Watcher):
             if (_at_once(f) or self._streak[key] >= self.persist) and self._report(f, state):
                 new.append(f)
         return new
+
+    def _log_layers(self, ev: StepEvidence) -> None:
+        self._n_observed += 1
+        if (self._n_observed - 1) % self._log_stride:
+            return
+        self.layer_log.append({"step": ev.step, "epoch": ev.epoch,
+                               "grad_norm": dict(ev.grad_norms),
+                               "dead_share": dict(ev.dead_unit_share)})
+        if len(self.layer_log) > LAYER_LOG_MAX:
+            del self.layer_log[1::2]
+            self._log_stride *= 2
 
     def on_epoch_end(self, state: TrainState) -> None:
         self._history.append(dict(state.logs))

@@ -200,8 +200,8 @@ MODALITY_RULES: tuple[tuple[str, Rule, bool, tuple[str, ...]], ...] = (
     ("augment.noise", _const(0.0, "no added noise", "augment.images"), False, ("image",)),
     ("augment.jitter", _const(0.03, "noise of 3% of each feature's spread when on",
                               "augment.series"), False, ("audio", "series")),
-    ("augment.scaling", _const(0.1, "magnitude scaling by N(1, 0.1) when on",
-                               "augment.series"), False, ("audio", "series")),
+    ("augment.scaling", _const(0.1, "loudness scaling by N(1, 0.1) when on",
+                               "augment.audio"), False, ("audio",)),
 )
 
 # tabular keys that non-tabular plans don't have (their networks choose these themselves)

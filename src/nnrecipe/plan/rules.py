@@ -328,11 +328,11 @@ def make_plan(profile: DataProfile, n_train: int, overrides: Mapping[str, Any] |
     values = validate_overrides(overrides)
     ctx = Ctx(profile, n_train)
     rules = rules_for(profile.modality, RULES)
-    known = {key for key, _, _ in rules}
-    foreign = sorted(k for k in values if k not in known and k != "seed")
+    known = {key for key, _, derived in rules if not derived}
+    foreign = sorted(k for k in values if k not in known)
     if foreign:
-        raise PlanError(f"{', '.join(foreign)} do(es) not apply to {profile.modality} data; "
-                        "keys for it: " + ", ".join(sorted(known)))
+        raise PlanError(f"{', '.join(foreign)}: not a setting for {profile.modality} data; "
+                        f"keys for {profile.modality} data: " + ", ".join(sorted(known)))
     for key, rule, derived in rules:
         if key in values and values[key] != "auto":  # "auto": let the rule choose
             v = values[key]
@@ -381,7 +381,8 @@ def add_parameter_count(plan: Plan, n_params: int, n_train: int) -> Plan:
     ratio = n_params / max(n_train, 1)
     if ratio > 10:
         advice = ("far more parameters than rows: expect overfitting; dropout, early stopping "
-                  "and weight decay hold it back, and a smaller width is the first thing to try")
+                  "and weight decay hold it back, and a smaller network (width, filters or "
+                  "blocks) is the first thing to try")
     elif ratio < 0.01 and n_train >= 10_000:
         advice = ("a small network for this much data: it may underfit; more width or depth "
                   "can be afforded")

@@ -1,13 +1,19 @@
-"""summary.md: the plan's key choices, the test metrics against the baseline, the files."""
+"""The summary for a non-specialist: what was predicted, how good it is in plain words
+against the dumb baseline, the main risks, what to do next.
+
+:func:`summary_facts` gathers it as plain sentences; :func:`render_summary` writes it as
+Markdown (summary.md, for a ticket or an email) and the HTML report shows the same facts
+as its first section. Both read only what a run directory holds, so they work on an
+:class:`~nnrecipe.api.Run` and on :class:`~nnrecipe.report.load.RunFiles` alike.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import math
+from typing import Any
 
-if TYPE_CHECKING:
-    from ..api import Run
-
-__all__ = ["render_summary", "key_choices", "metric_rows", "data_notes", "findings_lines"]
+__all__ = ["render_summary", "summary_facts", "key_choices", "metric_rows", "data_notes",
+           "findings_lines", "fmt", "plan_value"]
 
 KEY_CHOICES = ("task", "model.hidden_layers", "model.width", "model.activation", "model.init",
                "model.batchnorm", "model.dropout", "model.output_activation", "loss.name",
@@ -16,6 +22,15 @@ KEY_CHOICES = ("task", "model.hidden_layers", "model.width", "model.activation",
 # metrics shown in the summary table, in this order, and whether higher is better
 SHOWN = {"accuracy": True, "balanced_accuracy": True, "f1_macro": True, "roc_auc": True,
          "log_loss": False, "mae": False, "rmse": False, "r2": True}
+# share of the baseline's error the network removes → (a word for it, a headline)
+GRADES = ((0.75, "a strong result", "Far better than the dumb baseline"),
+          (0.4, "a good result", "Clearly better than the dumb baseline"),
+          (0.1, "a modest result", "Somewhat better than the dumb baseline"),
+          (0.0, "barely better than the baseline", "Barely better than the dumb baseline"))
+NOT_BETTER = "No better than the dumb baseline"
+SMALL_TEST = 200  # fewer test rows: say how uncertain the score is
+WEAK = 0.1  # removing less of the baseline's error than this is a risk worth naming
+MAX_RISKS, MAX_STEPS = 4, 4
 
 
 def key_choices(plan: Any) -> list[tuple[str, Any, str]]:
@@ -39,7 +54,7 @@ def metric_rows(evaluation: dict[str, Any]) -> list[tuple[str, float, float | No
     return rows
 
 
-def _fmt(v: Any) -> str:
+def fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, dict):
@@ -47,7 +62,7 @@ def _fmt(v: Any) -> str:
     return "n/a" if v is None else str(v)
 
 
-def data_notes(run: Run) -> list[str]:
+def data_notes(run: Any) -> list[str]:
     """Plain sentences about the data worth a person's attention."""
     prof, plan = run.profile, run.plan
     notes = []
@@ -71,63 +86,219 @@ def data_notes(run: Run) -> list[str]:
     return notes
 
 
-def findings_lines(run: Run) -> list[str]:
+def repair_lines(run: Any) -> list[str]:
+    out = []
+    for r in run.repairs:
+        change = ", ".join(f"{k}={v}" for k, v in r["change"].items())
+        before, after = r.get("before") or {}, r.get("after") or {}
+        out.append(f"Attempt {r['attempt']}: {r['title']} → {change}; {r['restart']}. "
+                   f"val_loss {fmt(before.get('val_loss'))} → {fmt(after.get('val_loss'))}")
+    return out
+
+
+def findings_lines(run: Any) -> list[str]:
     """The doctor's findings (worst first) and any repairs, as markdown lines."""
     out = []
     if run.findings:
         out += ["", "## The doctor's findings", ""]
         for f in run.findings:
-            where = ", ".join(x for x in (f"epoch {f.epoch}" if f.epoch else "",
-                                          f"layer {f.layer}" if f.layer else "") if x)
             advice = f" Advice: {f.advice[0]}" if f.advice else ""
-            out.append(f"- **{f.severity}** {f.title}{f' ({where})' if where else ''}: "
-                       f"{f.explanation}{advice}")
+            out.append(f"- **{f.severity}** {f.title}{_where(f)}: {f.explanation}{advice}")
     if run.repairs:
-        out += ["", "## Repairs (--auto-fix)", ""]
-        for r in run.repairs:
-            change = ", ".join(f"{k}={v}" for k, v in r["change"].items())
-            after = r.get("after") or {}
-            before = r.get("before") or {}
-            out.append(f"- Attempt {r['attempt']}: {r['title']} → {change}; {r['restart']}. "
-                       f"val_loss {_fmt(before.get('val_loss'))} → "
-                       f"{_fmt(after.get('val_loss'))}")
+        out += ["", "## Repairs (--auto-fix)", ""] + [f"- {x}" for x in repair_lines(run)]
     return out
 
 
-def render_summary(run: Run) -> str:
-    ev, plan, prof = run.evaluation, run.plan, run.profile
+def _where(f: Any) -> str:
+    where = ", ".join(x for x in (f"epoch {f.epoch}" if f.epoch else "",
+                                  f"layer {f.layer}" if f.layer else "") if x)
+    return f" ({where})" if where else ""
+
+
+# ---------------------------------------------------------------------- the facts
+
+def summary_facts(run: Any) -> dict[str, Any]:
+    """Everything the summary says, as plain-text sentences and rows."""
+    ev, prof = run.evaluation, run.profile
+    gain = improvement(ev)
+    rows = metric_rows(ev)
+    beats = next(better for name, _, _, better in rows if name == ev["main_metric"])
+    risks, steps = _risks_and_steps(run, beats)
+    return {
+        "title": f"{prof.target} ({run.plan['task']})",
+        "target": prof.target,
+        "predicted": _what_predicted(run),
+        "result": _result(run, gain, beats),
+        "beats_baseline": beats,
+        "grade": _grade(gain, beats),
+        "headline": _grade(gain, beats, headline=True),
+        "metrics": rows,
+        "baseline_name": ev["baseline"]["name"].replace("_", " "),
+        "n_test": ev["n_rows"],
+        "model": _model_line(run.plan),
+        "training": _training_line(ev.get("training", {})),
+        "risks": risks,
+        "next_steps": steps,
+        "repairs": repair_lines(run),
+        "notes": data_notes(run),
+        "run_dir": str(run.path),
+    }
+
+
+def improvement(ev: dict[str, Any]) -> float | None:
+    """The share of the baseline's error the network removes on the main metric (1: no
+    error left, 0: as bad as the baseline, < 0: worse); None when undefined."""
     main = ev["main_metric"]
-    m, b = ev["metrics"][main], ev["baseline"]["metrics"][main]
-    verdict = next(better for name, _, _, better in metric_rows(ev) if name == main)
-    lines = [
-        f"# nnrecipe run: {prof.target} ({plan['task']})",
-        "",
-        f"**Result.** On {ev['n_rows']} held-out test rows the network's {main} is {m:.4g}; "
-        f"the dumb baseline ({ev['baseline']['name'].replace('_', ' ')}) scores {b:.4g}. "
-        + ("The network learned something the baseline does not know." if verdict else
-           "The network does **not** beat the baseline: it has not learned from the inputs."),
-        "",
-        f"Data: {prof.n_rows} rows, {prof.n_columns - 1} feature columns; "
-        f"splits {prof.splits.get('train')}/{prof.splits.get('val')}/{prof.splits.get('test')} "
-        f"(train/val/test; {prof.splits.get('how')}).",
-        f"Training: {ev.get('training', {}).get('epochs')} epochs, "
-        f"{ev.get('training', {}).get('stop_reason')}.",
-        "",
-        "## Test metrics",
-        "",
-        "| metric | network | baseline |",
-        "|---|---|---|",
-    ]
-    lines += [f"| {n} | {v:.4g} | {'' if bv is None else f'{bv:.4g}'} |"
-              for n, v, bv, _ in metric_rows(ev)]
-    lines += ["", "## Key choices", "", "| decision | value | why |", "|---|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} | {r} |" for k, v, r in key_choices(plan)]
-    lines += findings_lines(run)
-    notes = data_notes(run)
-    if notes:
-        lines += ["", "## What the data showed", ""] + [f"- {n}" for n in notes]
-    lines += ["", "## Files", "", f"Run directory: `{run.path}`", "",
-              "plan.yaml (every decision and why) · profile.json · metrics.jsonl · "
-              "evaluation.json · findings.json · model.pt · preprocess.json · checkpoints/"
-              + (" · repairs.json" if run.repairs else ""), ""]
+    m, b = ev["metrics"].get(main), ev["baseline"]["metrics"].get(main)
+    if m is None or b is None or not (math.isfinite(m) and math.isfinite(b)):
+        return None
+    if main == "rmse":
+        return 1 - m / b if b > 0 else None
+    return ((1 - b) - (1 - m)) / (1 - b) if b < 1 else None
+
+
+def _grade(gain: float | None, beats: bool, headline: bool = False) -> str:
+    if not beats or gain is None or gain <= 0:
+        return NOT_BETTER if headline else NOT_BETTER.lower()
+    return next(h if headline else word for floor, word, h in GRADES if gain >= floor)
+
+
+def _what_predicted(run: Any) -> str:
+    prof, task = run.profile, run.plan["task"]
+    classes = list(prof.target_summary.get("classes", {}))
+    if task == "regression":
+        ts = prof.target_summary
+        what = f"a number (from {fmt(ts.get('min'))} to {fmt(ts.get('max'))} in the data)"
+    else:
+        shown = ", ".join(f"'{c}'" for c in classes[:6]) + (", …" if len(classes) > 6 else "")
+        what = (f"one of two classes ({shown})" if task == "binary"
+                else f"one of {len(classes)} classes ({shown})")
+    s = prof.splits
+    n_features = prof.n_columns - 1
+    return (f"The network predicts '{prof.target}', {what}, from {n_features} input "
+            f"column{'s' if n_features != 1 else ''}. It learned from {s.get('train')} rows, "
+            f"chose when to stop on {s.get('val')} more, and was then tested on "
+            f"{s.get('test')} rows it had never seen.")
+
+
+def _result(run: Any, gain: float | None, beats: bool) -> str:
+    ev, prof = run.evaluation, run.profile
+    m, b, n = ev["metrics"], ev["baseline"]["metrics"], ev["n_rows"]
+    grade = _grade(gain, beats)
+    if ev["main_metric"] == "rmse":
+        text = (f"Its predictions are off by {m['mae']:.4g} on average (mean absolute error, "
+                f"in the units of '{prof.target}'); always predicting the training average "
+                f"is off by {b['mae']:.4g}.")
+        if gain is not None:
+            text += (f" Its root-mean-square error is {abs(gain):.0%} "
+                     f"{'below' if gain >= 0 else 'above'} the baseline's: {grade}.")
+        if m.get("r2") is not None and math.isfinite(m["r2"]):
+            text += (f" R² = {m['r2']:.2f}: it accounts for {max(m['r2'], 0):.0%} of the "
+                     f"spread of '{prof.target}'.")
+        return text
+    classes = prof.target_summary.get("classes", {})
+    majority = max(classes, key=classes.get) if classes else "?"
+    text = (f"It labels {m['accuracy']:.1%} of the test rows correctly "
+            f"({round(m['accuracy'] * n)} of {n}); always answering the most common class, "
+            f"'{majority}', gets {b['accuracy']:.1%}.")
+    if gain is not None and beats:
+        text += f" It avoids {gain:.0%} of the baseline's mistakes: {grade}."
+    elif not beats:
+        text += " The network does not beat this baseline: it has not learned from the inputs."
+    return text
+
+
+def _risks_and_steps(run: Any, beats: bool) -> tuple[list[str], list[str]]:
+    ev, prof = run.evaluation, run.profile
+    risks, steps = [], []
+    if not beats:
+        risks.append("The network is no better than always giving the same answer.")
+        steps.append("Check that the input columns can predict the target at all (a leak-free "
+                     "feature that should matter), then look at the doctor's findings below.")
+    gain = improvement(ev)
+    if beats and gain is not None and gain < WEAK:
+        risks.append(f"The network removes only {max(gain, 0):.0%} of the baseline's error: "
+                     "the inputs may carry little signal, or the network underfits.")
+        steps.append("Look for more informative columns, or give the network more capacity "
+                     "or epochs (see the doctor's findings).")
+    for f in [f for f in run.findings if f.severity != "info"][:3]:
+        risks.append(f"{f.title}{_where(f)} — {_first_sentence(f.explanation)}")
+        if f.advice and f.advice[0] not in steps:
+            steps.append(f.advice[0])
+    n, main = ev["n_rows"], ev["main_metric"]
+    acc = ev["metrics"].get("accuracy")
+    if main == "accuracy" and acc is not None and n < SMALL_TEST:
+        half = 1.96 * math.sqrt(max(acc * (1 - acc), 0.25 / n) / n)
+        risks.append(f"The test set is small ({n} rows): the accuracy is uncertain by about "
+                     f"±{100 * half:.1f} percentage points (95% interval).")
+        data = (getattr(run, "environment", None) or {}).get("data_path") or "DATA"
+        steps.append(f"Cross-validate for a score that does not hang on one split: "
+                     f"nnrecipe cv {data} --target {prof.target}")
+    share = prof.target_summary.get("minority_share")
+    if share is not None and share < 0.2 and main == "accuracy":
+        risks.append(f"The classes are imbalanced (the rarest is {share:.0%} of rows): "
+                     f"accuracy flatters; balanced accuracy is "
+                     f"{fmt(ev['metrics'].get('balanced_accuracy'))}.")
+    if not risks:
+        risks.append("No warning signs: the doctor found nothing above information level.")
+    use = f"Predict new rows: nnrecipe predict {run.path} new.csv --out predictions.csv"
+    return risks[:MAX_RISKS], steps[:MAX_STEPS - 1] + [use]
+
+
+def _first_sentence(text: str) -> str:
+    head, dot, _ = text.partition(". ")
+    return head + "." if dot else text
+
+
+def plan_value(plan: Any, key: str, default: Any = None) -> Any:
+    """``plan[key]``, or ``default`` for a key this kind of plan does not have."""
+    return plan[key] if key in plan else default
+
+
+def _model_line(plan: Any) -> str:
+    layers, kind = plan_value(plan, "model.hidden_layers"), plan_value(plan, "model.kind")
+    if layers is None:
+        shape = f"A {kind or 'neural'} network"
+    else:
+        shape = "A multilayer perceptron with " + (
+            f"{layers} hidden layer{'s' if layers != 1 else ''} of "
+            f"{plan_value(plan, 'model.width')} {plan_value(plan, 'model.activation')} units"
+            if layers else "no hidden layer (linear)")
+    params = plan_value(plan, "model.parameters")
+    return (shape + (f", {params:,} trainable parameters" if isinstance(params, int) else "")
+            + f"; {plan_value(plan, 'optimizer.name')} at learning rate "
+            f"{fmt(plan_value(plan, 'optimizer.lr'))}, batches of "
+            f"{plan_value(plan, 'train.batch_size')}.")
+
+
+def _training_line(training: dict[str, Any]) -> str:
+    if not training:
+        return ""
+    return (f"Trained for {training.get('epochs')} epochs in {fmt(training.get('seconds'))} s; "
+            f"best epoch {training.get('best_epoch')}. Stopped: {training.get('stop_reason')}.")
+
+
+# ---------------------------------------------------------------------- Markdown
+
+def render_summary(run: Any) -> str:
+    """summary.md: the report's summary section as Markdown."""
+    s = summary_facts(run)
+    lines = [f"# nnrecipe run: {s['title']}", "", f"**{s['headline']}.**", "",
+             f"**What was predicted.** {s['predicted']}", "",
+             f"**How good it is.** {s['result']}", "",
+             f"| metric | network | baseline ({s['baseline_name']}) |", "|---|---|---|"]
+    lines += [f"| {n} | {v:.4g} | {'' if b is None else f'{b:.4g}'} |"
+              for n, v, b, _ in s["metrics"]]
+    lines += ["", "## Main risks", ""] + [f"- {x}" for x in s["risks"]]
+    lines += ["", "## What to do next", ""] + [f"- {x}" for x in s["next_steps"]]
+    if s["repairs"]:
+        lines += ["", "## Repairs (--auto-fix)", ""] + [f"- {x}" for x in s["repairs"]]
+    if s["notes"]:
+        lines += ["", "## What the data showed", ""] + [f"- {x}" for x in s["notes"]]
+    lines += ["", "## The model", "", s["model"], s["training"]]
+    lines += ["", "## Files", "", f"Run directory: `{s['run_dir']}`", "",
+              "report.html (the full report: open it in a browser) · plan.yaml (every "
+              "decision and why) · profile.json · metrics.jsonl · evaluation.json · "
+              "findings.json · model.pt · preprocess.json · checkpoints/"
+              + (" · repairs.json" if s["repairs"] else ""), ""]
     return "\n".join(lines)

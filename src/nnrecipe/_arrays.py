@@ -1,0 +1,228 @@
+"""Training on images, volumes, sound, text and time series (called by api.fit).
+
+    1. load and profile the samples; plan by modality (plan/modality.py)
+    2. split: stratified by class, or by time for a series
+    3. fit the encoder on the training split; build the network the plan names
+    4. train under the doctor (augmentation on training batches only)
+    5. evaluate on the test split against the dumb baseline (majority class, or the
+       last observed value for a forecast); keep the highest-loss test samples
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import runs
+from ._training import train_with_doctor
+from .data.arrays import load_arrays, profile_arrays, split_arrays
+from .data.encode import ArrayEncoder
+from .data.load import table_name
+from .doctor.findings import sort_findings
+from .evaluate import MAIN_METRIC, baseline_metrics, classification_metrics, regression_metrics
+from .models import outputs_to_predictions
+from .models.build import build_network
+from .plan import add_parameter_count, make_plan, validate_overrides
+from .report import write_report
+from .report.reproduce import environment
+from .train import predict_batches, target_tensor
+
+__all__ = ["prepare_arrays", "fit_arrays"]
+
+WORST = 16  # highest-loss test samples kept for the report
+
+
+def prepare_arrays(source: Any, target: str | None, *, modality: str, task: str,
+                   overrides: dict | None, prepared: Any) -> Any:
+    """Everything before training; ``prepared``: the API's _Prepared class."""
+    given = validate_overrides(overrides)
+    data = load_arrays(source, modality, target, task)
+    profile = profile_arrays(data)
+    first = make_plan(profile, int(0.7 * len(data.x)), given)  # the window decides the split
+    window = first["series.window"] if modality == "series" else 0
+    horizon = first["series.horizon"] if modality == "series" else 0
+    splits = split_arrays(data, first["seed"], window, horizon)
+    profile.splits = {"how": splits.how, **splits.sizes()}
+    the_plan = make_plan(profile, len(splits.train), given)
+    enc = ArrayEncoder.fit(data, splits.train, the_plan)
+    if data.y is not None:
+        enc.state["counts"] = np.bincount(data.y[splits.train],
+                                          minlength=len(data.classes)).tolist()
+    torch.manual_seed(the_plan["seed"])
+    model = build_network(the_plan, enc)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    the_plan = add_parameter_count(the_plan, n_params, len(splits.train))
+    prep = prepared(the_plan, profile, enc, model, splits, table_name(source), given)
+    prep.data, prep.augment = data, _augment(the_plan)
+    return prep
+
+
+def _augment(plan: Any) -> Any:
+    if "augment.enabled" not in plan or not plan["augment.enabled"]:
+        return None
+    from .data.augment import ImageAugment, SeriesAugment
+
+    kind = plan["data.modality"]
+    if kind == "image":
+        z = plan["augment.zoom"]
+        return ImageAugment(shift=plan["augment.shift"], rotation=plan["augment.rotation"],
+                            zoom=(1 - z, 1 + z), shear=plan["augment.shear"],
+                            flip=plan["augment.flip"], noise=plan["augment.noise"],
+                            seed=plan["seed"])
+    if kind == "series":  # jitter only: scaling the inputs would need the targets scaled too
+        return SeriesAugment(jitter=plan["augment.jitter"], seed=plan["seed"])
+    if kind == "audio":  # log-mel frames (N, mels, frames) → (N, frames, mels) and back
+        aug = SeriesAugment(jitter=plan["augment.jitter"], scale=plan["augment.scaling"],
+                            seed=plan["seed"])
+        return lambda x: aug(x.transpose(1, 2)).transpose(1, 2)
+    return None
+
+
+def array_inputs(prep: Any) -> tuple:
+    """(x_train, y_train, x_val, y_val, val_metrics), like the API's _inputs for tables."""
+    plan, enc, data, s = prep.plan, prep.preprocessor, prep.data, prep.splits
+    x_tr, y_tr = enc.encode(data, s.train)
+    x_va, y_va = enc.encode(data, s.val)
+    task = plan["task"]
+
+    def as_target(y: np.ndarray) -> torch.Tensor:
+        if data.modality == "series":
+            return torch.from_numpy(y)
+        return target_tensor(y, task, plan["loss.name"], plan["model.n_outputs"])
+
+    def val_metrics(out: torch.Tensor, _y: torch.Tensor) -> dict[str, float]:
+        if data.modality == "series":
+            err = enc.inverse_target(out.detach().numpy()) - enc.inverse_target(y_va)
+            return {"rmse": float(np.sqrt(np.mean(err**2)))}
+        proba = outputs_to_predictions(out, task, plan["loss.name"])
+        return {"accuracy": float(np.mean(proba.argmax(axis=1) == y_va))}
+
+    return x_tr, as_target(y_tr), x_va, as_target(y_va), val_metrics
+
+
+def fit_arrays(prep: Any, run_dir: Path, *, progress: bool, watchers: list, auto_fix: bool,
+               max_repairs: int, preflight: bool, run_class: Any) -> Any:
+    runs.atomic_write_yaml(run_dir / runs.RUN_FILES["plan"], prep.plan.to_dict())
+    runs.atomic_write_json(run_dir / runs.RUN_FILES["profile"], prep.profile.to_dict())
+    runs.atomic_write_json(run_dir / runs.RUN_FILES["preprocess"], prep.preprocessor.to_dict())
+    x_tr, y_tr, x_va, y_va, val_metrics = array_inputs(prep)
+    outcome = train_with_doctor(prep, (x_tr, y_tr), (x_va, y_va), val_metrics=val_metrics,
+                                run_dir=run_dir, progress=progress, watchers=watchers,
+                                auto_fix=auto_fix, max_repairs=max_repairs, preflight=preflight)
+    runs.atomic_write_yaml(run_dir / runs.RUN_FILES["plan"], outcome.plan.to_dict())
+    runs.atomic_torch_save(run_dir / runs.RUN_FILES["model"], outcome.model.state_dict())
+    findings = sort_findings(outcome.findings)
+    runs.atomic_write_json(run_dir / runs.RUN_FILES["findings"], [f.to_dict() for f in findings])
+    if auto_fix:
+        runs.atomic_write_json(run_dir / runs.RUN_FILES["repairs"], outcome.repairs)
+    run = run_class(outcome.plan, prep.profile, prep.preprocessor, outcome.model,
+                    outcome.history, path=run_dir, findings=findings, repairs=outcome.repairs)
+    h = outcome.history
+    run.evaluation = score_arrays(prep, outcome.model, outcome.plan, run_dir)
+    run.evaluation["training"] = {"epochs": len(h.epochs), "stop_reason": h.stop_reason,
+                                  "best_epoch": h.best_epoch, "seconds": round(h.seconds, 3)}
+    runs.atomic_write_json(run_dir / runs.RUN_FILES["evaluation"], run.evaluation)
+    runs.atomic_write_json(run_dir / runs.RUN_FILES["environment"], environment(
+        data_name=prep.name, target=prep.profile.target, overrides=prep.overrides))
+    write_report(run_dir)  # summary.md and report.html, last: every other file is saved
+    return run
+
+
+def score_arrays(prep: Any, model: torch.nn.Module, plan: Any, run_dir: Path | None
+                 ) -> dict[str, Any]:
+    """Test metrics beside the baseline's, and the highest-loss test samples."""
+    enc, data, test = prep.preprocessor, prep.data, prep.splits.test
+    x, y = enc.encode(data, test)
+    out = predict_batches(model, x)
+    task = plan["task"]
+    if data.modality == "series":
+        truth, pred = enc.inverse_target(y), enc.inverse_target(out.numpy())
+        last = enc.inverse_target(x[:, -1, enc.state["target_index"]].numpy())
+        naive = np.repeat(last[:, None], truth.shape[1], axis=1)
+        loss = ((pred - truth) ** 2).mean(axis=1)
+        result = {"metrics": regression_metrics(truth.ravel(), pred.ravel()),
+                  "baseline": {"name": "last_value",
+                               "metrics": regression_metrics(truth.ravel(), naive.ravel())}}
+        worst = _worst_series(data, test, loss, truth, pred, enc, run_dir)
+    else:
+        proba = outputs_to_predictions(out, task, plan["loss.name"])
+        metrics = classification_metrics(y, proba, data.classes)
+        base = baseline_metrics(task, {"counts": enc.state["counts"]}, y, data.classes)
+        extra = {k: metrics.pop(k) for k in ("per_class", "confusion_matrix") if k in metrics}
+        for k in ("per_class", "confusion_matrix"):
+            base.pop(k, None)
+        loss = -np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1))
+        result = {"metrics": metrics, "baseline": {"name": "majority_class", "metrics": base},
+                  **extra}
+        worst = _worst_classes(data, test, loss, y, proba, run_dir)
+    return {"task": task, "modality": data.modality, "n_rows": len(test),
+            "main_metric": MAIN_METRIC[task], **result, "worst": worst}
+
+
+def _worst_classes(data: Any, test: np.ndarray, loss: np.ndarray, y: np.ndarray,
+                   proba: np.ndarray, run_dir: Path | None) -> list[dict[str, Any]]:
+    order = np.argsort(-loss, kind="stable")[:WORST]
+    rows = []
+    for i in order:
+        pred = int(proba[i].argmax())
+        row = {"name": data.names[test[i]], "true": data.classes[y[i]],
+               "pred": data.classes[pred], "p_pred": float(proba[i, pred]),
+               "loss": float(loss[i])}
+        if data.modality == "text":
+            row["text"] = str(data.x[test[i]])[:300]
+        rows.append(row)
+    if run_dir is not None and data.modality in ("image", "volume") and len(order):
+        from .data.images import save_thumbnail_grid
+
+        pics = data.x[test[order]]
+        if data.modality == "volume":  # the middle slice of each volume
+            pics = pics[:, pics.shape[1] // 2]
+        captions = [f"true {r['true']} / pred {r['pred']} (p={r['p_pred']:.2f})" for r in rows]
+        save_thumbnail_grid(_as_uint8(pics), captions, run_dir / "mistakes.png")
+    return rows
+
+
+def _as_uint8(pics: np.ndarray) -> np.ndarray:
+    if pics.dtype == np.uint8:
+        return pics
+    lo, hi = float(pics.min()), float(pics.max())
+    return ((pics - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8)
+
+
+def _worst_series(data: Any, test: np.ndarray, loss: np.ndarray, truth: np.ndarray,
+                  pred: np.ndarray, enc: ArrayEncoder, run_dir: Path | None
+                  ) -> list[dict[str, Any]]:
+    order = np.argsort(-loss, kind="stable")[:WORST]
+    w = enc.state["window"]
+    rows = [{"name": data.names[test[i] + w], "loss": float(loss[i]),
+             "true": truth[i].tolist(), "pred": pred[i].tolist()} for i in order]
+    if run_dir is not None and len(order):
+        _plot_series(data, test[order[:6]], truth[order[:6]], pred[order[:6]], enc,
+                     run_dir / "mistakes.png")
+    return rows
+
+
+def _plot_series(data: Any, starts: np.ndarray, truth: np.ndarray, pred: np.ndarray,
+                 enc: ArrayEncoder, path: Path) -> None:
+    """The worst forecasts: the window the network saw, what came, what it said."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    w, t = enc.state["window"], enc.state["target_index"]
+    fig = Figure(figsize=(9, 1.8 * len(starts)))
+    for k, (s, tr, pr) in enumerate(zip(starts, truth, pred, strict=True)):
+        ax = fig.add_subplot(len(starts), 1, k + 1)
+        ax.plot(range(w), data.x[s:s + w, t], color="0.4", label="seen")
+        ax.plot(range(w, w + len(tr)), tr, "o-", color="tab:green", label="actual")
+        ax.plot(range(w, w + len(pr)), pr, "x--", color="tab:red", label="forecast")
+        ax.set_title(f"from {data.names[s + w]}", fontsize=8, loc="left")
+        ax.tick_params(labelsize=7)
+    fig.axes[0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    runs.atomic_write_bytes(path, buf.getvalue())

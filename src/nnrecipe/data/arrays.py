@@ -1,0 +1,227 @@
+"""Non-tabular data: find the modality, load it, profile it, split it, encode it.
+
+    images / volumes  a folder of class subfolders, or an .npz with x and y
+    audio             a folder of class subfolders of WAV files → log-mel frames
+    text              a table with a free-text column and a label column
+    series            a table with a time column and value columns → windows to forecast
+
+The encoder (:class:`ArrayEncoder`) plays the part the Preprocessor plays for tables: it is
+fitted on the training split only, saved as JSON in ``preprocess.json``, and turns samples
+into tensors shaped for the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from ..errors import DataError
+from .images import ArraySet, load_array_npz, load_image_folder
+from .load import load_table
+from .profile import DataProfile, infer_task, target_summary
+
+__all__ = ["ArrayData", "ArraySplits", "detect_modality", "load_arrays",
+           "profile_arrays", "split_arrays"]
+
+AUDIO_EXT = (".wav",)
+IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+VAL_SHARE = TEST_SHARE = 0.15  # as for tables
+MEL_FFT = 512  # log_mel's default FFT size
+MODALITIES = ("auto", "table", "image", "volume", "audio", "text", "series")
+
+
+@dataclass
+class ArrayData:
+    """Loaded samples. ``x``: images (N,H,W,C) uint8, volumes (N,D,H,W,C), waves (N,T),
+    texts (N,) str, or a series' values (T, F); ``y``: class codes (N,) (None for a
+    series: its targets are the future values)."""
+
+    modality: str
+    x: Any
+    y: np.ndarray | None
+    classes: list[str]
+    names: list[str]
+    target: str
+    task: str
+    task_reason: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ArraySplits:
+    """Positions of each split's samples (windows for a series)."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    how: str
+    val_ids: list[Any] = field(default_factory=list)
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def detect_modality(source: Any, modality: str = "auto", target: str | None = None,
+                    horizon: int | None = None) -> str:
+    """"table" or a non-tabular modality, from what the source is."""
+    if modality not in MODALITIES:
+        raise DataError(f"--modality must be one of {', '.join(MODALITIES)}, got '{modality}'")
+    if modality != "auto":
+        return modality
+    if isinstance(source, str | Path) and Path(source).is_dir():
+        files = [f.suffix.lower() for f in Path(source).rglob("*") if f.is_file()]
+        if any(s in AUDIO_EXT for s in files) and not any(s in IMAGE_EXT for s in files):
+            return "audio"
+        return "image"
+    if isinstance(source, str | Path) and Path(source).suffix.lower() == ".npz":
+        return "volume" if load_array_npz(source).is_volume else "image"
+    if horizon is not None:
+        return "series"
+    return "table"
+
+
+def load_arrays(source: Any, modality: str, target: str | None, task: str = "auto"
+                ) -> ArrayData:
+    if modality in ("image", "volume"):
+        s = (load_image_folder(source) if Path(source).is_dir() else load_array_npz(source))
+        if modality == "volume" and not s.is_volume:
+            raise DataError(f"{source} holds images (N, H, W[, C]), not volumes; leave out "
+                            "--modality or use --modality image")
+        return _classes(modality, s, target or "label", {
+            "spatial": list(s.x.shape[1:-1]), "channels": int(s.x.shape[-1])})
+    if modality == "audio":
+        from .audio import load_wav_folder
+
+        s = load_wav_folder(source)
+        hop = MEL_FFT // 4  # log_mel's default hop: frames = samples // hop + 1 (centred)
+        return _classes("audio", s, target or "label", {
+            "sample_rate": s.sample_rate, "samples": int(s.x.shape[1]),
+            "spatial": [int(s.x.shape[1]) // hop + 1]})
+    df = load_table(source)
+    if modality == "text":
+        return _load_text(df, target)
+    return _load_series(df, target)
+
+
+def _classes(modality: str, s: ArraySet, target: str, info: dict) -> ArrayData:
+    if len(s.classes) < 2:
+        raise DataError(f"found {len(s.classes)} class; a classifier needs at least 2")
+    task = "binary" if len(s.classes) == 2 else "multiclass"
+    why = f"{len(s.classes)} classes ({', '.join(map(str, s.classes[:10]))})"
+    return ArrayData(modality, s.x, s.y, list(map(str, s.classes)), s.names, target, task,
+                     why, info)
+
+
+def _load_text(df: pd.DataFrame, target: str | None) -> ArrayData:
+    from .text import Vocabulary, choose_max_len, find_text_column, tokenize
+
+    if target is None or target not in df.columns:
+        raise DataError(f"give --target, the label column (columns: {', '.join(df.columns)})")
+    df = df[df[target].notna()]
+    column = find_text_column(df, target)
+    if column is None:
+        raise DataError("no free-text column found (strings of several words, mostly unique);"
+                        " for a table of features leave out --modality")
+    task, why = infer_task(df[target])
+    if task == "regression":
+        raise DataError(f"text regression is not supported; '{target}' must hold classes")
+    texts = df[column].fillna("").astype(str).tolist()
+    codes, classes = pd.factorize(df[target].astype(str), sort=True)
+    lengths = [len(tokenize(t)) for t in texts]
+    vocab = Vocabulary().fit(texts, min_freq=2)
+    info = {"text_column": column, "max_len": choose_max_len(lengths),
+            "vocab_size": len(vocab), "mean_tokens": float(np.mean(lengths))}
+    return ArrayData("text", np.asarray(texts, dtype=object), codes.astype(np.int64),
+                     list(classes), [f"row {i}" for i in df.index], target, task, why, info)
+
+
+def _load_series(df: pd.DataFrame, target: str | None) -> ArrayData:
+    from .series import find_time_column
+
+    time_col = find_time_column(df)
+    if time_col is None:
+        raise DataError("no time column found (dates, or an increasing time/date/year "
+                        "column); a forecast needs the order of the rows")
+    df = df.sort_values(time_col)
+    values = [c for c in df.columns if c != time_col and pd.api.types.is_numeric_dtype(df[c])]
+    if target is None and len(values) == 1:
+        target = values[0]
+    if target not in values:
+        raise DataError(f"--target must be one of the numeric value columns {values}, "
+                        f"got '{target}'")
+    x = df[values].astype(float)
+    if x.isna().any().any():
+        x = x.interpolate(limit_direction="both")  # gaps in a series: the neighbours' line
+    info = {"time_column": time_col, "value_columns": values,
+            "target_index": values.index(target), "length": len(x)}
+    return ArrayData("series", x.to_numpy(np.float32), None, [], [str(t) for t in df[time_col]],
+                     target, "regression", f"forecast the next values of '{target}'", info)
+
+
+def profile_arrays(data: ArrayData) -> DataProfile:
+    n = len(data.x)
+    if data.y is not None:
+        summary = target_summary(pd.Series(np.asarray(data.classes)[data.y]), data.task)
+    else:
+        col = data.x[:, data.info["target_index"]]
+        summary = {"mean": float(col.mean()), "std": float(col.std()),
+                   "min": float(col.min()), "max": float(col.max())}
+    inputs = dict(data.info)
+    if data.modality == "image":
+        inputs["side"] = int(max(inputs["spatial"]))
+    return DataProfile(n_rows=n, n_columns=0, target=data.target, task=data.task,
+                       task_reason=data.task_reason, columns={}, target_summary=summary,
+                       duplicate_rows=_duplicates(data), constant_columns=[],
+                       id_like_columns=[], text_columns=[], leak_suspects=[],
+                       modality=data.modality, inputs=inputs)
+
+
+def _duplicates(data: ArrayData) -> int:
+    if data.modality == "series":
+        return 0
+    keys = [str(v) if data.modality == "text" else np.ascontiguousarray(v).tobytes()
+            for v in data.x]
+    return len(keys) - len(set(keys))
+
+
+def split_arrays(data: ArrayData, seed: int, window: int = 0, horizon: int = 0
+                 ) -> ArraySplits:
+    """Stratified 70/15/15 for classes; by time for a series (test = the last period)."""
+    if data.modality == "series":
+        return _split_series(len(data.x), window, horizon, data.names)
+    idx = np.arange(len(data.y))
+    try:
+        rest, test = train_test_split(idx, test_size=TEST_SHARE, random_state=seed,
+                                      stratify=data.y)
+        train, val = train_test_split(rest, test_size=VAL_SHARE / (1 - TEST_SHARE),
+                                      random_state=seed, stratify=data.y[rest])
+    except ValueError as e:
+        raise DataError(f"cannot split {len(idx)} samples into train/val/test by class ({e});"
+                        " give more samples per class") from None
+    return ArraySplits(np.sort(train), np.sort(val), np.sort(test),
+                       "stratified 70/15/15 by class", [data.names[i] for i in np.sort(val)])
+
+
+def _split_series(t: int, window: int, horizon: int, times: list[str]) -> ArraySplits:
+    """Window i reads rows i..i+window-1 and predicts the next ``horizon`` rows. A window
+    belongs to the split holding all its target rows: no target value is in two splits."""
+    val_start = int(t * (1 - VAL_SHARE - TEST_SHARE))
+    test_start = int(t * (1 - TEST_SHARE))
+    starts = np.arange(0, t - window - horizon + 1)
+    first, last = starts + window, starts + window + horizon - 1
+    train = starts[last < val_start]
+    val = starts[(first >= val_start) & (last < test_start)]
+    test = starts[first >= test_start]
+    if min(len(train), len(val), len(test)) < 1:
+        need = int(np.ceil((window + horizon) / TEST_SHARE))
+        raise DataError(f"the series has {t} rows: too short for a window of {window} and a "
+                        f"horizon of {horizon} in each split (about {need} rows needed); "
+                        "use a smaller --window or --horizon")
+    return ArraySplits(train, val, test, f"by time: train before {times[val_start]}, "
+                       f"validation before {times[test_start]}, test after",
+                       [times[s + window] for s in val])

@@ -1,0 +1,92 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnrecipe.data.text import (
+    MAX_MAX_LEN,
+    MIN_MAX_LEN,
+    PAD,
+    UNK,
+    Vocabulary,
+    choose_max_len,
+    find_text_column,
+    length_buckets,
+    token_counts,
+    tokenize,
+)
+from nnrecipe.errors import DataError
+
+
+def test_tokenize_keeps_words_numbers_and_tone_marks():
+    assert tokenize("Great film!! 10/10, would watch again?") == [
+        "great", "film", "!", "!", "10", "10", "would", "watch", "again", "?"]
+    assert tokenize("Don't stop: it's CAFÉ time_") == ["don't", "stop", "it's", "café", "time"]
+    assert tokenize(None) == [] and tokenize(float("nan")) == []
+
+
+def test_find_text_column():
+    n = 40
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({
+        "city": rng.choice(["New York", "Paris"], n),
+        "title": [f"item {i}" for i in range(n)],  # distinct but two words
+        "review": [f"this was a fine thing number {i}" for i in range(n)],
+        "same": ["the very same long sentence here"] * n,  # long but not distinct
+        "label": [f"label text that is long {i}" for i in range(n)],
+        "x": rng.normal(size=n),
+    })
+    assert find_text_column(df, target="label") == "review"
+    assert find_text_column(df[["city", "title", "x"]], target="x") is None
+    df["review"] = df["review"].where(rng.random(n) > 0.2)  # missing values are fine
+    assert find_text_column(df, target="label") == "review"
+
+
+def test_vocabulary_fit_encode_and_round_trip():
+    texts = ["the cat sat", "the dog sat", "the cat ran far away", "a bird"]
+    vocab = Vocabulary().fit(texts, min_freq=2)
+    assert vocab.tokens == ["<pad>", "<unk>", "the", "cat", "sat"]  # by count, then a-z
+    assert len(vocab) == 5
+    ids = vocab.encode(["the cat", "a dog sat on the cat"], max_len=4)
+    assert ids.dtype == np.int64
+    np.testing.assert_array_equal(ids, [[2, 3, PAD, PAD], [UNK, UNK, 4, UNK]])
+    assert vocab.encode(["cat", "sat"], max_len=10).shape == (2, 1)  # L = longest text
+    assert vocab.encode(["", None], max_len=10).shape == (2, 1)
+    state = json.loads(json.dumps(vocab.to_dict()))
+    again = Vocabulary.from_dict(state)
+    assert again.tokens == vocab.tokens and again.min_freq == 2
+    np.testing.assert_array_equal(again.encode(texts, 8), vocab.encode(texts, 8))
+    assert vocab.unknown_share(["the zebra"]) == 0.5
+
+
+def test_vocabulary_max_size_counts_the_reserved_ids_and_bad_input_is_refused():
+    texts = ["a a a b b c c d d"]
+    assert Vocabulary().fit(texts, min_freq=1, max_size=4).tokens == ["<pad>", "<unk>", "a", "b"]
+    with pytest.raises(DataError, match="no token appears 2"):
+        Vocabulary().fit(["one two three"], min_freq=2)
+    with pytest.raises(DataError, match="malformed"):
+        Vocabulary.from_dict({"tokens": ["x", "y"]})
+
+
+def test_length_buckets_cover_every_row_once_and_group_similar_lengths():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 300, size=1003)
+    batches = length_buckets(lengths, batch_size=16, seed=1)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1003))
+    assert max(len(b) for b in batches) == 16
+    spread = np.mean([np.ptp(lengths[b]) for b in batches if len(b) > 1])
+    random_spread = np.mean([np.ptp(lengths[rng.permutation(1003)[:16]]) for _ in range(50)])
+    assert spread < random_spread / 5
+    again = length_buckets(lengths, 16, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+    assert not np.array_equal(np.concatenate(length_buckets(lengths, 16, seed=2)), flat)
+
+
+def test_choose_max_len():
+    assert choose_max_len(np.arange(1, 101)) == 96  # 95th percentile of 1..100 is 95.05
+    assert choose_max_len([2, 3, 4]) == MIN_MAX_LEN
+    assert choose_max_len([5000] * 10) == MAX_MAX_LEN
+    assert choose_max_len([]) == MIN_MAX_LEN
+    assert token_counts(["a b c", "", None, "x!"]).tolist() == [3, 0, 0, 2]

@@ -1,0 +1,130 @@
+"""Images, volumes, sound, text and time series through `nnrecipe train`, end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from modality_data import reviews, volumes
+from PIL import Image
+from sklearn import datasets
+
+
+def _run(cli, *args):
+    r = cli("train", *args, "-q")
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def _read(run_dir, name):
+    return json.loads((run_dir / name).read_text())
+
+
+def _plan(run_dir):
+    return yaml.safe_load((run_dir / "plan.yaml").read_text())
+
+
+def test_digits_npz_reaches_97_percent_with_the_planned_cnn(cli, tmp_path):
+    d = datasets.load_digits()
+    np.savez(tmp_path / "digits.npz", x=(d.images * 16).clip(0, 255).astype(np.uint8),
+             y=d.target)
+    _run(cli, tmp_path / "digits.npz", "--out", tmp_path / "run")
+    ev = _read(tmp_path / "run", "evaluation.json")
+    assert ev["metrics"]["accuracy"] >= 0.97, ev["metrics"]
+    assert ev["baseline"]["metrics"]["accuracy"] < 0.2
+    plan = _plan(tmp_path / "run")
+    assert plan["decisions"]["model.arch"]["value"] == "cnn"
+    assert "2-D convnet" in plan["decisions"]["model.arch"]["reason"]
+    assert plan["decisions"]["model.filters"]["value"] in (16, 32)
+    assert "doubling" in plan["decisions"]["model.filters"]["reason"]
+    assert plan["decisions"]["augment.enabled"]["value"] is True
+    assert plan["derived"]["data.modality"]["value"] == "image"
+    assert (tmp_path / "run" / "mistakes.png").read_bytes().startswith(b"\x89PNG")
+    assert len(ev["worst"]) == 16 and {"true", "pred", "p_pred"} <= set(ev["worst"][0])
+    assert (tmp_path / "run" / "report.html").exists()
+
+
+def test_an_image_folder_trains_and_bad_folders_are_refused(cli, tmp_path, bad_input):
+    d = datasets.load_digits()
+    for i in range(300):
+        folder = tmp_path / "pics" / f"digit{d.target[i]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((d.images[i] * 16).clip(0, 255).astype(np.uint8)).save(
+            folder / f"{i}.png")
+    _run(cli, tmp_path / "pics", "--max-epochs", "3", "--no-preflight", "--out", tmp_path / "r")
+    prof = _read(tmp_path / "r", "profile.json")
+    assert prof["modality"] == "image" and prof["n_rows"] == 300
+    assert prof["inputs"]["spatial"] == [8, 8] and prof["inputs"]["channels"] == 1
+    one = tmp_path / "one" / "only"
+    one.mkdir(parents=True)
+    shutil.copy(next((tmp_path / "pics" / "digit0").iterdir()), one)
+    bad_input(cli("train", tmp_path / "one", "--out", tmp_path / "x"), "class",
+              out=tmp_path / "x")
+    bad_input(cli("train", tmp_path / "pics", "--modality", "video", "--out", tmp_path / "x"),
+              "--modality must be one of", out=tmp_path / "x")
+    bad_input(cli("train", tmp_path / "pics", "--set", "model.width=32", "--out",
+                  tmp_path / "x"), "model.width: not a setting for image data", out=tmp_path / "x")
+
+
+def test_a_toy_volume_set_trains_a_3d_convnet(cli, tmp_path):
+    x, y = volumes()
+    np.savez(tmp_path / "vol.npz", x=x, y=y)
+    _run(cli, tmp_path / "vol.npz", "--max-epochs", "15", "--out", tmp_path / "run")
+    ev = _read(tmp_path / "run", "evaluation.json")
+    assert ev["modality"] == "volume"
+    assert ev["metrics"]["accuracy"] > ev["baseline"]["metrics"]["accuracy"] + 0.2
+    assert "3-D convnet" in _plan(tmp_path / "run")["decisions"]["model.arch"]["reason"]
+
+
+def test_a_statsmodels_series_forecast_beats_the_last_value(cli, tmp_path, bad_input):
+    sm = pytest.importorskip("statsmodels.api")
+    sm.datasets.sunspots.load_pandas().data.to_csv(tmp_path / "sun.csv", index=False)
+    _run(cli, tmp_path / "sun.csv", "-t", "SUNACTIVITY", "--horizon", "1",
+         "--out", tmp_path / "run")
+    ev = _read(tmp_path / "run", "evaluation.json")
+    assert ev["baseline"]["name"] == "last_value"
+    assert ev["metrics"]["rmse"] < ev["baseline"]["metrics"]["rmse"], ev
+    plan = _plan(tmp_path / "run")["decisions"]
+    assert plan["model.arch"]["value"] == "gru"
+    assert plan["train.grad_clip.kind"]["value"] == "global_norm"
+    assert "RNN" in plan["train.grad_clip.kind"]["reason"]
+    prof = _read(tmp_path / "run", "profile.json")
+    assert prof["splits"]["how"].startswith("by time")
+    bad_input(cli("train", tmp_path / "sun.csv", "-t", "SUNACTIVITY", "--horizon", "200",
+                  "--out", tmp_path / "x"), "too short", out=tmp_path / "x")
+
+
+def test_text_beats_the_majority_class_and_the_doctor_watches_the_gru(cli, tmp_path,
+                                                                       bad_input):
+    reviews().to_csv(tmp_path / "reviews.csv", index=False)
+    _run(cli, tmp_path / "reviews.csv", "-t", "sentiment", "--modality", "text",
+         "--max-epochs", "25", "--out", tmp_path / "run")
+    ev = _read(tmp_path / "run", "evaluation.json")
+    assert ev["metrics"]["accuracy"] > ev["baseline"]["metrics"]["accuracy"] + 0.2
+    assert "text" in ev["worst"][0]
+    monitored = _read(tmp_path / "run", "monitor.json")["samples"][0]["grad_norm"]
+    assert any(k.startswith("rnn.weight_hh") for k in monitored)
+    pre = _read(tmp_path / "run", "preprocess.json")
+    assert pre["modality"] == "text" and pre["text_column"] == "review"
+    assert pre["vocab_size"] > 20
+    pd.DataFrame({"a": [1, 2, 3] * 10, "y": [0, 1] * 15}).to_csv(tmp_path / "t.csv",
+                                                                  index=False)
+    bad_input(cli("train", tmp_path / "t.csv", "-t", "y", "--modality", "text", "--out",
+                  tmp_path / "x"), "no free-text column", out=tmp_path / "x")
+
+
+def test_spoken_digits_beat_chance_clearly(cli, tmp_path):
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("Debian's espeak-ng is not installed (make test installs it)")
+    from nnrecipe.data.audio import synthesize_spoken_digits
+
+    synthesize_spoken_digits(tmp_path / "spoken", digits=range(4))
+    _run(cli, tmp_path / "spoken", "--max-epochs", "40", "--out", tmp_path / "run")
+    ev = _read(tmp_path / "run", "evaluation.json")
+    assert ev["modality"] == "audio"
+    assert ev["metrics"]["accuracy"] > 0.6 > ev["baseline"]["metrics"]["accuracy"], ev
+    assert "log-mel" in _plan(tmp_path / "run")["decisions"]["model.arch"]["reason"]
