@@ -104,6 +104,7 @@ def tune(data: Any, target: str, *, trials: int = 20, timeout: float | None = No
                                 "baseline": run.evaluation["baseline"],
                                 "main_metric": run.evaluation["main_metric"]}}
         runs.atomic_write_json(run_dir / "tune.json", result)
+        api.report(run_dir)  # again, now with the Search section (every trial)
         return {**result, "path": str(run_dir), "run": run}
 
 

@@ -20,7 +20,7 @@ def test_directory_as_data(cli, bad_input, tmp_path):
     (tmp_path / "folder").mkdir()
     out = tmp_path / "run"
     r = cli("train", "folder", "--target", "y", "--out", out)
-    bad_input(r, "folder", "is a directory", out=out, cwd=tmp_path)
+    bad_input(r, "folder", "class subfolder", out=out, cwd=tmp_path)
 
 
 def test_unknown_format(cli, bad_input, tmp_path):

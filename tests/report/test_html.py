@@ -195,3 +195,20 @@ def test_reproduce_section_has_the_command_versions_and_seed(binary_run):
     for key in ("python", "torch", "nnrecipe"):
         assert env["versions"][key] in html
     assert "seed" in html and env["hardware"]["platform"] in html
+
+
+def test_an_image_run_shows_its_inputs_and_its_worst_samples(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((120, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 2, 120)
+    x[y == 1, :4] += 0.5  # the top half is brighter in class 1
+    np.savez(tmp_path / "pics.npz", x=x, y=y)
+    nnrecipe.fit(tmp_path / "pics.npz", out=tmp_path / "run",
+                 overrides={"train.max_epochs": 2})
+    html = page(tmp_path / "run")
+    positions = [html.index(f'<section id="{s}"') for s in SECTIONS]
+    assert positions == sorted(positions)
+    assert_self_contained(html)
+    assert "images of 8×8 pixels" in html and "<h3>Inputs (image)</h3>" in html
+    assert "<h3>Columns</h3>" not in html
+    assert 'alt="the test samples with the highest loss"' in html and "p(predicted)" in html

@@ -38,6 +38,7 @@ class RunFiles:
     monitor: dict[str, Any] | None = None
     lr_find: dict[str, Any] | None = None
     lr_find_png: bytes | None = None
+    mistakes_png: bytes | None = None  # images, sound, series: the highest-loss samples
     tune: dict[str, Any] | None = None
     environment: dict[str, Any] = field(default_factory=dict)
 
@@ -83,9 +84,13 @@ def load_run_files(path: Path) -> RunFiles:
     except (ValueError, KeyError, TypeError, yaml.YAMLError) as e:
         raise RunError(f"{path} holds a damaged run file ({type(e).__name__}: {e}); "
                        "train it again") from e
-    png = path / "lr_find.png"
-    run.lr_find_png = png.read_bytes() if png.is_file() else None
+    run.lr_find_png = _bytes(path / "lr_find.png")
+    run.mistakes_png = _bytes(path / "mistakes.png")
     return run
+
+
+def _bytes(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
 
 
 def _optional(path: Path) -> Any:

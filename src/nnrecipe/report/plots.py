@@ -26,6 +26,8 @@ COLORS = {"train": "#1f77b4", "val": "#ff7f0e", "best": "#2ca02c", "stop": "#d62
           "repair": "#9467bd", "error": "#d62728", "warning": "#e6a700", "info": "#7f7f7f"}
 LOG_SPAN = 50.0  # a positive curve spanning more than this factor gets a log axis
 SEVERITY_RANK = ["error", "warning", "info"]
+# finished trials: the tab10 colours without its green (the best trial's) and grey (pruned)
+TRIAL_COLORS = ["C0", "C1", "C3", "C4", "C5", "C6", "C8", "C9"]
 
 
 def png_data_uri(png: bytes) -> str:
@@ -231,6 +233,7 @@ def trial_curves(trials: list[dict[str, Any]], best: int | None) -> str | None:
         return None
     fig, (ax,) = _figure(7.5, 3.6)
     values: list[float] = []
+    others = iter(TRIAL_COLORS * (len(drawn) // len(TRIAL_COLORS) + 1))
     for t in sorted(drawn, key=lambda t: t.get("number") == best):  # best drawn last
         pts = sorted((int(k), v) for k, v in t["intermediate"].items()
                      if v is not None and math.isfinite(v))
@@ -241,8 +244,9 @@ def trial_curves(trials: list[dict[str, Any]], best: int | None) -> str | None:
         elif t.get("state") == "PRUNED":
             ax.plot(xs, ys, color="#b0b0b0", lw=0.9, alpha=0.8)
         else:
-            ax.plot(xs, ys, lw=1.2, alpha=0.85)
-    ax.plot([], [], color="#b0b0b0", lw=0.9, label="pruned")
+            ax.plot(xs, ys, color=next(others), lw=1.2, alpha=0.85)
+    if any(t.get("state") == "PRUNED" for t in drawn):
+        ax.plot([], [], color="#b0b0b0", lw=0.9, label="pruned")
     _maybe_log(ax, values)
     ax.set(xlabel="epoch", ylabel="validation loss", title="Validation loss of every trial")
     ax.xaxis.get_major_locator().set_params(integer=True)

@@ -17,6 +17,8 @@ MAX_COLUMNS = 60  # columns listed in the data table (the rest: profile.json)
 SPARK_W, SPARK_H = 120, 28  # size of the small histograms (px)
 HIGHER_IS_BETTER = {**SHOWN, "precision_macro": True, "recall_macro": True}
 SEVERITY_ORDER = ("error", "warning", "info")
+SAMPLE_HEADERS = {"name": "sample", "true": "target", "pred": "predicted",
+                  "p_pred": "p(predicted)", "loss": "loss", "text": "text"}
 WHEN = {"data": "before training", "config": "before training", "preflight": "pre-flight",
         "live": "during training", "after": "after training"}
 
@@ -35,7 +37,10 @@ def data_section(run: RunFiles) -> dict[str, Any]:
                for name, st in items[:MAX_COLUMNS]]
     classes = prof.target_summary.get("classes", {})
     total = sum(classes.values()) or 1
+    modality = getattr(prof, "modality", "table")
     return {
+        "modality": modality, "inputs": getattr(prof, "inputs", {}) or {},
+        "n_features": prof.n_columns - 1 if modality == "table" else None,
         "n_rows": prof.n_rows, "n_columns": prof.n_columns, "target": prof.target,
         "task": prof.task, "task_reason": prof.task_reason, "columns": columns,
         "more_columns": max(0, len(items) - MAX_COLUMNS),
@@ -47,9 +52,15 @@ def data_section(run: RunFiles) -> dict[str, Any]:
         "leaks": prof.leak_suspects, "duplicates": prof.duplicate_rows,
         "splits": prof.splits, "overlap": prof.splits.get("duplicates_across_splits") or {},
         "constant": prof.constant_columns, "id_like": prof.id_like_columns,
-        "notes": data_notes(run), "source": run.environment.get("data_path")
-        or run.environment.get("data_name"),
+        "notes": data_notes(run), "source": _source(run.environment),
     }
+
+
+def _source(env: dict[str, Any]) -> str | None:
+    if env.get("data_path"):
+        return env["data_path"]
+    name = env.get("data_name")
+    return "a pandas DataFrame (Python API)" if name == "dataframe" else name
 
 
 def _stats_text(st: dict[str, Any]) -> str:
@@ -136,7 +147,18 @@ def evaluation_section(run: RunFiles) -> dict[str, Any]:
             k for r in details.get("worst_rows") or [] for k in r.get("features", {}))),
         "loss_name": details.get("loss_name"),
         "label_issues": _label_issues(run),
+        "samples": [{k: _cell(v) for k, v in row.items()} for row in ev.get("worst") or []],
+        "sample_headers": SAMPLE_HEADERS,
+        "mistakes": plots.png_data_uri(run.mistakes_png) if run.mistakes_png else None,
     }
+
+
+def _cell(v: Any) -> Any:
+    """A value of evaluation.json's ``worst`` rows as shown: a forecast's list of steps
+    as one line."""
+    if isinstance(v, list):
+        return ", ".join(fmt(x) for x in v[:12]) + (" …" if len(v) > 12 else "")
+    return v
 
 
 def _finite(v: Any) -> bool:

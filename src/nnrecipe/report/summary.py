@@ -29,6 +29,8 @@ GRADES = ((0.75, "a strong result", "Far better than the dumb baseline"),
           (0.0, "barely better than the baseline", "Barely better than the dumb baseline"))
 NOT_BETTER = "No better than the dumb baseline"
 SMALL_TEST = 200  # fewer test rows: say how uncertain the score is
+BASELINE_WORDS = {"mean_predictor": "always predicting the training average",
+                  "last_value": "repeating the last observed value"}
 WEAK = 0.1  # removing less of the baseline's error than this is a risk worth naming
 MAX_RISKS, MAX_STEPS = 4, 4
 
@@ -163,6 +165,22 @@ def _grade(gain: float | None, beats: bool, headline: bool = False) -> str:
     return next(h if headline else word for floor, word, h in GRADES if gain >= floor)
 
 
+def inputs_phrase(prof: Any) -> str:
+    """What the network reads, in words: columns of a table, images, text..."""
+    modality, inputs = getattr(prof, "modality", "table"), getattr(prof, "inputs", {}) or {}
+    if modality == "table":
+        n = prof.n_columns - 1
+        return f"{n} input column{'s' if n != 1 else ''}"
+    if modality in ("image", "volume") and inputs.get("spatial"):
+        size = "×".join(map(str, inputs["spatial"]))
+        return f"{modality}s of {size} pixels, {inputs.get('channels', 1)} channel(s)"
+    if modality == "text" and inputs.get("text_column"):
+        return f"the text in column '{inputs['text_column']}'"
+    if modality == "series":
+        return "the values that came before (a window of the series)"
+    return f"{modality} inputs"
+
+
 def _what_predicted(run: Any) -> str:
     prof, task = run.profile, run.plan["task"]
     classes = list(prof.target_summary.get("classes", {}))
@@ -174,11 +192,10 @@ def _what_predicted(run: Any) -> str:
         what = (f"one of two classes ({shown})" if task == "binary"
                 else f"one of {len(classes)} classes ({shown})")
     s = prof.splits
-    n_features = prof.n_columns - 1
-    return (f"The network predicts '{prof.target}', {what}, from {n_features} input "
-            f"column{'s' if n_features != 1 else ''}. It learned from {s.get('train')} rows, "
-            f"chose when to stop on {s.get('val')} more, and was then tested on "
-            f"{s.get('test')} rows it had never seen.")
+    rows = "rows" if getattr(prof, "modality", "table") == "table" else "samples"
+    return (f"The network predicts '{prof.target}', {what}, from {inputs_phrase(prof)}. "
+            f"It learned from {s.get('train')} {rows}, chose when to stop on {s.get('val')} "
+            f"more, and was then tested on {s.get('test')} {rows} it had never seen.")
 
 
 def _result(run: Any, gain: float | None, beats: bool) -> str:
@@ -186,9 +203,9 @@ def _result(run: Any, gain: float | None, beats: bool) -> str:
     m, b, n = ev["metrics"], ev["baseline"]["metrics"], ev["n_rows"]
     grade = _grade(gain, beats)
     if ev["main_metric"] == "rmse":
+        dumb = BASELINE_WORDS.get(ev["baseline"]["name"], "the dumb baseline")
         text = (f"Its predictions are off by {m['mae']:.4g} on average (mean absolute error, "
-                f"in the units of '{prof.target}'); always predicting the training average "
-                f"is off by {b['mae']:.4g}.")
+                f"in the units of '{prof.target}'); {dumb} is off by {b['mae']:.4g}.")
         if gain is not None:
             text += (f" Its root-mean-square error is {abs(gain):.0%} "
                      f"{'below' if gain >= 0 else 'above'} the baseline's: {grade}.")
@@ -210,6 +227,7 @@ def _result(run: Any, gain: float | None, beats: bool) -> str:
 
 def _risks_and_steps(run: Any, beats: bool) -> tuple[list[str], list[str]]:
     ev, prof = run.evaluation, run.profile
+    table = getattr(prof, "modality", "table") == "table"
     risks, steps = [], []
     if not beats:
         risks.append("The network is no better than always giving the same answer.")
@@ -232,8 +250,9 @@ def _risks_and_steps(run: Any, beats: bool) -> tuple[list[str], list[str]]:
         risks.append(f"The test set is small ({n} rows): the accuracy is uncertain by about "
                      f"±{100 * half:.1f} percentage points (95% interval).")
         data = (getattr(run, "environment", None) or {}).get("data_path") or "DATA"
-        steps.append(f"Cross-validate for a score that does not hang on one split: "
-                     f"nnrecipe cv {data} --target {prof.target}")
+        if table:
+            steps.append(f"Cross-validate for a score that does not hang on one split: "
+                         f"nnrecipe cv {data} --target {prof.target}")
     share = prof.target_summary.get("minority_share")
     if share is not None and share < 0.2 and main == "accuracy":
         risks.append(f"The classes are imbalanced (the rarest is {share:.0%} of rows): "
@@ -241,7 +260,9 @@ def _risks_and_steps(run: Any, beats: bool) -> tuple[list[str], list[str]]:
                      f"{fmt(ev['metrics'].get('balanced_accuracy'))}.")
     if not risks:
         risks.append("No warning signs: the doctor found nothing above information level.")
-    use = f"Predict new rows: nnrecipe predict {run.path} new.csv --out predictions.csv"
+    use = (f"Predict new rows: nnrecipe predict {run.path} new.csv --out predictions.csv"
+           if table else "Look at the test samples with the highest loss (the report's "
+           "Evaluation section, mistakes.png) for what they have in common.")
     return risks[:MAX_RISKS], steps[:MAX_STEPS - 1] + [use]
 
 
@@ -258,7 +279,7 @@ def plan_value(plan: Any, key: str, default: Any = None) -> Any:
 def _model_line(plan: Any) -> str:
     layers, kind = plan_value(plan, "model.hidden_layers"), plan_value(plan, "model.kind")
     if layers is None:
-        shape = f"A {kind or 'neural'} network"
+        shape = f"A {kind or plan_value(plan, 'model.arch') or 'neural'} network"
     else:
         shape = "A multilayer perceptron with " + (
             f"{layers} hidden layer{'s' if layers != 1 else ''} of "
