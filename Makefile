@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 WHEELS := $(wildcard /opt/wheels)
 FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: venv demo test lint bench clean browser
+.PHONY: venv demo test lint bench clean system-packages
 
 $(BIN)/nnrecipe: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,21 +22,23 @@ venv: $(BIN)/nnrecipe
 demo: venv
 	$(BIN)/nnrecipe demo
 
-test: venv browser
+test: venv system-packages
 	$(BIN)/python -m pytest
 
-# The report's browser test drives Debian's headless Chromium. Installed here, not by hand;
-# without apt-get (not Debian) nothing is installed and that one test is skipped.
+# Debian packages some tests drive: headless Chromium (the report's browser test) and
+# espeak-ng (it speaks the digits of the audio test). Installed here, not by hand; without
+# apt-get (not Debian) nothing is installed and those tests are skipped with a reason.
 CHROMIUM := /usr/bin/chromium
+ESPEAK := /usr/bin/espeak-ng
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-browser:
-	@if [ ! -x $(CHROMIUM) ]; then \
+system-packages:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(ESPEAK) ]; then \
 	  if command -v apt-get >/dev/null; then \
 	    $(SUDO) apt-get update -qq && \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      --no-install-recommends chromium; \
-	  else echo "no apt-get: $(CHROMIUM) not installed; the browser test will be skipped"; fi; \
+	      --no-install-recommends chromium espeak-ng; \
+	  else echo "no apt-get: chromium/espeak-ng not installed; their tests will be skipped"; fi; \
 	fi
 
 lint: venv

@@ -21,6 +21,7 @@ from ._training import train_with_doctor
 from .data.arrays import load_arrays, profile_arrays, split_arrays
 from .data.encode import ArrayEncoder
 from .data.load import table_name
+from .data.series import naive_forecast
 from .doctor.findings import sort_findings
 from .evaluate import MAIN_METRIC, baseline_metrics, classification_metrics, regression_metrics
 from .models import outputs_to_predictions
@@ -140,8 +141,8 @@ def score_arrays(prep: Any, model: torch.nn.Module, plan: Any, run_dir: Path | N
     task = plan["task"]
     if data.modality == "series":
         truth, pred = enc.inverse_target(y), enc.inverse_target(out.numpy())
-        last = enc.inverse_target(x[:, -1, enc.state["target_index"]].numpy())
-        naive = np.repeat(last[:, None], truth.shape[1], axis=1)
+        naive = enc.inverse_target(naive_forecast(x.numpy(), truth.shape[1],
+                                                  enc.state["target_index"]))
         loss = ((pred - truth) ** 2).mean(axis=1)
         result = {"metrics": regression_metrics(truth.ravel(), pred.ravel()),
                   "baseline": {"name": "last_value",

@@ -13,7 +13,6 @@ from nnrecipe.data.series import (
     make_windows,
     naive_forecast,
     scale,
-    seasonal_naive,
     time_split,
     unscale,
 )
@@ -110,14 +109,6 @@ def test_naive_forecasts():
     np.testing.assert_array_equal(naive[:, 0], x[:, -1, 0])
     np.testing.assert_array_equal(naive[:, 5], x[:, -1, 0])
     assert naive_forecast(x, 6, [0, 1]).shape == (len(x), 6, 2)
-    seasonal = seasonal_naive(x, 6, season=12, target_index=0)
-    np.testing.assert_array_equal(seasonal, x[:, 12:18, 0])  # one year before each step
-    long = seasonal_naive(x, 15, 12, 0)  # beyond one season: the same season again
-    np.testing.assert_array_equal(long[:, 12:], long[:, :3])
-    # on a seasonal series the seasonal baseline beats the plain one
-    assert np.abs(seasonal - y).mean() < np.abs(naive - y).mean()
-    with pytest.raises(DataError, match="season"):
-        seasonal_naive(x, 6, season=30)
 
 
 def test_scaler_is_fitted_on_train_and_round_trips():

@@ -12,7 +12,6 @@ from nnrecipe.data.text import (
     Vocabulary,
     choose_max_len,
     find_text_column,
-    length_buckets,
     token_counts,
     tokenize,
 )
@@ -67,21 +66,6 @@ def test_vocabulary_max_size_counts_the_reserved_ids_and_bad_input_is_refused():
         Vocabulary().fit(["one two three"], min_freq=2)
     with pytest.raises(DataError, match="malformed"):
         Vocabulary.from_dict({"tokens": ["x", "y"]})
-
-
-def test_length_buckets_cover_every_row_once_and_group_similar_lengths():
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(1, 300, size=1003)
-    batches = length_buckets(lengths, batch_size=16, seed=1)
-    flat = np.concatenate(batches)
-    assert sorted(flat.tolist()) == list(range(1003))
-    assert max(len(b) for b in batches) == 16
-    spread = np.mean([np.ptp(lengths[b]) for b in batches if len(b) > 1])
-    random_spread = np.mean([np.ptp(lengths[rng.permutation(1003)[:16]]) for _ in range(50)])
-    assert spread < random_spread / 5
-    again = length_buckets(lengths, 16, seed=1)
-    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
-    assert not np.array_equal(np.concatenate(length_buckets(lengths, 16, seed=2)), flat)
 
 
 def test_choose_max_len():

@@ -208,20 +208,14 @@ def split_arrays(data: ArrayData, seed: int, window: int = 0, horizon: int = 0
 
 
 def _split_series(t: int, window: int, horizon: int, times: list[str]) -> ArraySplits:
-    """Window i reads rows i..i+window-1 and predicts the next ``horizon`` rows. A window
-    belongs to the split holding all its target rows: no target value is in two splits."""
-    val_start = int(t * (1 - VAL_SHARE - TEST_SHARE))
-    test_start = int(t * (1 - TEST_SHARE))
-    starts = np.arange(0, t - window - horizon + 1)
-    first, last = starts + window, starts + window + horizon - 1
-    train = starts[last < val_start]
-    val = starts[(first >= val_start) & (last < test_start)]
-    test = starts[first >= test_start]
-    if min(len(train), len(val), len(test)) < 1:
-        need = int(np.ceil((window + horizon) / TEST_SHARE))
-        raise DataError(f"the series has {t} rows: too short for a window of {window} and a "
-                        f"horizon of {horizon} in each split (about {need} rows needed); "
-                        "use a smaller --window or --horizon")
-    return ArraySplits(train, val, test, f"by time: train before {times[val_start]}, "
-                       f"validation before {times[test_start]}, test after",
-                       [times[s + window] for s in val])
+    """Window i reads rows i..i+window-1 and predicts the next ``horizon`` rows; each split
+    holds the windows whose targets all lie in its period (series.time_split): no target
+    value is in two splits."""
+    from .series import time_split
+
+    ranges = time_split(t, window, horizon, VAL_SHARE, TEST_SHARE)
+    starts = {k: np.arange(a, b - window - horizon + 1) for k, (a, b) in ranges.items()}
+    v, te = ranges["val"][0] + window, ranges["test"][0] + window  # first target rows
+    return ArraySplits(starts["train"], starts["val"], starts["test"],
+                       f"by time: train before {times[v]}, validation before {times[te]}, "
+                       "test after", [times[s + window] for s in starts["val"]])

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from .arrays import ArrayData
 from .images import channel_stats, to_tensor
+from .series import fit_scaler, make_windows, scale, unscale
 
 __all__ = ["ArrayEncoder"]
 
@@ -60,9 +61,7 @@ class ArrayEncoder:
                          text_column=data.info["text_column"])
         else:  # series: scale with the rows before the validation period only
             w, h = plan["series.window"], plan["series.horizon"]
-            rows = data.x[: int(train.max()) + w + h]
-            state.update(mean=rows.mean(0).tolist(),
-                         std=np.maximum(rows.std(0), STD_FLOOR).tolist(), window=w, horizon=h,
+            state.update(**fit_scaler(data.x[: int(train.max()) + w + h]), window=w, horizon=h,
                          target_index=data.info["target_index"],
                          value_columns=data.info["value_columns"])
         return cls(state)
@@ -113,18 +112,16 @@ class ArrayEncoder:
     def _windows(self, values: np.ndarray, starts: np.ndarray
                  ) -> tuple[torch.Tensor, np.ndarray]:
         s = self.state
-        w, h, t = s["window"], s["horizon"], s["target_index"]
-        scaled = (values - np.asarray(s["mean"])) / np.asarray(s["std"])
-        x = np.stack([scaled[i:i + w] for i in starts]).astype(np.float32)     # (N, W, F)
-        y = np.stack([scaled[i + w:i + w + h, t] for i in starts]).astype(np.float32)  # (N, H)
-        return torch.from_numpy(x), y
+        w, h = s["window"], s["horizon"]
+        scaled = scale(values, s)
+        x, y = make_windows(scaled[starts[0]:starts[-1] + w + h], w, h, s["target_index"])
+        return torch.from_numpy(np.ascontiguousarray(x, np.float32)), y  # (N, W, F), (N, H)
 
     def inverse_target(self, values: np.ndarray) -> np.ndarray:
         """Scaled series values back to the data's units (identity for classes)."""
         if self.modality != "series":
             return values
-        t = self.state["target_index"]
-        return values * self.state["std"][t] + self.state["mean"][t]
+        return unscale(values, self.state, self.state["target_index"])
 
     def to_dict(self) -> dict[str, Any]:
         return self.state

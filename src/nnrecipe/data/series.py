@@ -22,7 +22,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..errors import DataError
 
 __all__ = ["DATE_PARSE_SHARE", "find_time_column", "make_windows", "time_split",
-           "naive_forecast", "seasonal_naive", "fit_scaler", "scale", "unscale"]
+           "naive_forecast", "fit_scaler", "scale", "unscale"]
 
 DATE_PARSE_SHARE = 0.95  # a text column is a date column when this share of rows parse
 _DATE_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{1,2}:\d{2}"
@@ -159,22 +159,6 @@ def naive_forecast(x: np.ndarray, horizon: int, target_index: TargetIndex = 0) -
     cols = _target_columns(target_index, x.shape[-1])
     last = x[:, -1, cols]  # (N, n_targets)
     out = np.repeat(last[:, None, :], horizon, axis=1)
-    return out[:, :, 0] if np.isscalar(target_index) else out
-
-
-def seasonal_naive(x: np.ndarray, horizon: int, season: int,
-                   target_index: TargetIndex = 0) -> np.ndarray:
-    """The last full season of the target, repeated: step h predicts the value one (or
-    more) seasons before it. Needs a window at least one season long."""
-    x = np.asarray(x)
-    w = x.shape[1]
-    if season < 1 or w < season:
-        raise DataError(f"a seasonal naive forecast needs 1 <= season <= window, got season "
-                        f"{season} and window {w}; use naive_forecast or a longer window")
-    cols = _target_columns(target_index, x.shape[-1])
-    steps = np.arange(1, horizon + 1)
-    src = w - 1 + steps - season * np.ceil(steps / season).astype(int)  # rows in the window
-    out = x[:, src][:, :, cols]
     return out[:, :, 0] if np.isscalar(target_index) else out
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import DataError
 
 __all__ = ["TEXT_MIN_WORDS", "TEXT_MIN_UNIQUE", "PAD", "UNK", "MIN_MAX_LEN", "MAX_MAX_LEN",
-           "find_text_column", "tokenize", "token_counts", "Vocabulary", "length_buckets",
+           "find_text_column", "tokenize", "token_counts", "Vocabulary",
            "choose_max_len"]
 
 TEXT_MIN_WORDS = 3.0  # mean words per value; "red", "New York" are categories, not text
@@ -61,7 +61,7 @@ def tokenize(text: Any) -> list[str]:
 
 
 def token_counts(texts: Iterable[Any]) -> np.ndarray:
-    """Number of tokens in each text (what ``choose_max_len`` and ``length_buckets`` read)."""
+    """Number of tokens in each text (what ``choose_max_len`` reads)."""
     return np.asarray([len(tokenize(t)) for t in texts], dtype=np.int64)
 
 
@@ -126,24 +126,6 @@ class Vocabulary:
             raise DataError("the saved vocabulary is malformed (expected 'tokens': a list of "
                             "distinct strings starting with '<pad>', '<unk>'); refit it")
         return cls(tokens, state.get("min_freq", 2), state.get("max_size", 20000))
-
-
-def length_buckets(lengths: Sequence[int], batch_size: int, seed: int) -> list[np.ndarray]:
-    """Index batches of similar length, so little of each batch is padding: shuffle, cut into
-    chunks of BUCKET_CHUNK batches, sort each chunk by length, batch it, shuffle the batches.
-    Every index appears in exactly one batch."""
-    if batch_size < 1:
-        raise DataError(f"batch_size must be >= 1, got {batch_size}")
-    lengths = np.asarray(lengths)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(lengths))
-    chunk = batch_size * BUCKET_CHUNK
-    batches = []
-    for start in range(0, len(order), chunk):
-        part = order[start:start + chunk]
-        part = part[np.argsort(lengths[part], kind="stable")]
-        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def choose_max_len(lengths: Sequence[int]) -> int:

@@ -254,7 +254,9 @@ def _risks_and_steps(run: Any, beats: bool) -> tuple[list[str], list[str]]:
             steps.append(f"Cross-validate for a score that does not hang on one split: "
                          f"nnrecipe cv {data} --target {prof.target}")
     share = prof.target_summary.get("minority_share")
-    if share is not None and share < 0.2 and main == "accuracy":
+    n_classes = len(prof.target_summary.get("classes") or {}) or 2
+    # imbalanced: the rarest class has under half of an even share (and under 20%)
+    if share is not None and share < min(0.2, 0.5 / n_classes) and main == "accuracy":
         risks.append(f"The classes are imbalanced (the rarest is {share:.0%} of rows): "
                      f"accuracy flatters; balanced accuracy is "
                      f"{fmt(ev['metrics'].get('balanced_accuracy'))}.")
