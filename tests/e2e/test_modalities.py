@@ -95,7 +95,7 @@ def test_a_statsmodels_series_forecast_beats_the_last_value(cli, tmp_path, bad_i
     prof = _read(tmp_path / "run", "profile.json")
     assert prof["splits"]["how"].startswith("by time")
     bad_input(cli("train", tmp_path / "sun.csv", "-t", "SUNACTIVITY", "--horizon", "200",
-                  "--out", tmp_path / "x"), "too short", out=tmp_path / "x")
+                  "--out", tmp_path / "x"), "need at least", out=tmp_path / "x")
 
 
 def test_text_beats_the_majority_class_and_the_doctor_watches_the_gru(cli, tmp_path,
