@@ -3,7 +3,7 @@
     1. load and profile the samples; plan by modality (plan/modality.py)
     2. split: stratified by class, or by time for a series
     3. fit the encoder on the training split; build the network the plan names
-    4. train under the doctor (augmentation on training batches only)
+    4. (api._train_and_save) train under the doctor, augmenting training batches only
     5. evaluate on the test split against the dumb baseline (majority class, or the
        last observed value for a forecast); keep the highest-loss test samples
 """
@@ -17,21 +17,17 @@ import numpy as np
 import torch
 
 from . import runs
-from ._training import train_with_doctor
 from .data.arrays import load_arrays, profile_arrays, split_arrays
 from .data.encode import ArrayEncoder
 from .data.load import table_name
 from .data.series import naive_forecast
-from .doctor.findings import sort_findings
 from .evaluate import MAIN_METRIC, baseline_metrics, classification_metrics, regression_metrics
 from .models import outputs_to_predictions
 from .models.build import build_network
 from .plan import add_parameter_count, make_plan, validate_overrides
-from .report import write_report
-from .report.reproduce import environment
 from .train import predict_batches, target_tensor
 
-__all__ = ["prepare_arrays", "fit_arrays"]
+__all__ = ["array_inputs", "prepare_arrays", "score_arrays"]
 
 WORST = 16  # highest-loss test samples kept for the report
 
@@ -102,34 +98,6 @@ def array_inputs(prep: Any) -> tuple:
         return {"accuracy": float(np.mean(proba.argmax(axis=1) == y_va))}
 
     return x_tr, as_target(y_tr), x_va, as_target(y_va), val_metrics
-
-
-def fit_arrays(prep: Any, run_dir: Path, *, progress: bool, watchers: list, auto_fix: bool,
-               max_repairs: int, preflight: bool, run_class: Any) -> Any:
-    runs.atomic_write_yaml(run_dir / runs.RUN_FILES["plan"], prep.plan.to_dict())
-    runs.atomic_write_json(run_dir / runs.RUN_FILES["profile"], prep.profile.to_dict())
-    runs.atomic_write_json(run_dir / runs.RUN_FILES["preprocess"], prep.preprocessor.to_dict())
-    x_tr, y_tr, x_va, y_va, val_metrics = array_inputs(prep)
-    outcome = train_with_doctor(prep, (x_tr, y_tr), (x_va, y_va), val_metrics=val_metrics,
-                                run_dir=run_dir, progress=progress, watchers=watchers,
-                                auto_fix=auto_fix, max_repairs=max_repairs, preflight=preflight)
-    runs.atomic_write_yaml(run_dir / runs.RUN_FILES["plan"], outcome.plan.to_dict())
-    runs.atomic_torch_save(run_dir / runs.RUN_FILES["model"], outcome.model.state_dict())
-    findings = sort_findings(outcome.findings)
-    runs.atomic_write_json(run_dir / runs.RUN_FILES["findings"], [f.to_dict() for f in findings])
-    if auto_fix:
-        runs.atomic_write_json(run_dir / runs.RUN_FILES["repairs"], outcome.repairs)
-    run = run_class(outcome.plan, prep.profile, prep.preprocessor, outcome.model,
-                    outcome.history, path=run_dir, findings=findings, repairs=outcome.repairs)
-    h = outcome.history
-    run.evaluation = score_arrays(prep, outcome.model, outcome.plan, run_dir)
-    run.evaluation["training"] = {"epochs": len(h.epochs), "stop_reason": h.stop_reason,
-                                  "best_epoch": h.best_epoch, "seconds": round(h.seconds, 3)}
-    runs.atomic_write_json(run_dir / runs.RUN_FILES["evaluation"], run.evaluation)
-    runs.atomic_write_json(run_dir / runs.RUN_FILES["environment"], environment(
-        data_name=prep.name, target=prep.profile.target, overrides=prep.overrides))
-    write_report(run_dir)  # summary.md and report.html, last: every other file is saved
-    return run
 
 
 def score_arrays(prep: Any, model: torch.nn.Module, plan: Any, run_dir: Path | None

@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from . import runs
+from ._arrays import array_inputs, prepare_arrays, score_arrays
 from ._training import run_range_test, train_with_doctor
 from .data import DataProfile, Preprocessor, load_table, profile_table, split_overlap, split_table
 from .data.arrays import detect_modality
@@ -122,17 +123,14 @@ def _fit_arrays(data: Source, target: str | None, kind: str, *, task: str,
                 overrides: dict | None, test: Source | None, valid: Source | None,
                 out: str | Path | None, progress: bool, watchers: list, auto_fix: bool,
                 max_repairs: int, preflight: bool) -> Run:
-    from ._arrays import fit_arrays, prepare_arrays
-
     if test is not None or valid is not None:
         raise DataError(f"--test/--valid tables apply to tabular data, not {kind} data; "
                         "the split is made inside the data")
     prep = prepare_arrays(data, target, modality=kind, task=task, overrides=overrides,
                           prepared=_Prepared)
     with _new_run_dir(out, prep.name) as run_dir:
-        return fit_arrays(prep, run_dir, progress=progress, watchers=watchers,
-                          auto_fix=auto_fix, max_repairs=max_repairs, preflight=preflight,
-                          run_class=Run)
+        return _train_and_save(prep, run_dir, progress, watchers, auto_fix=auto_fix,
+                               max_repairs=max_repairs, preflight=preflight)
 
 
 def plan(data: Source, target: str, *, task: str = "auto", overrides: dict | None = None,
@@ -400,6 +398,8 @@ def _write_inputs(prep: _Prepared, run_dir: Path) -> tuple:
 def _inputs(prep: _Prepared) -> tuple:
     """(x_train, y_train, x_val, y_val, val_metrics): tensors shaped for the plan's loss and
     the validation metric in the data's own units."""
+    if prep.data is not None:  # images, sound, text, series
+        return array_inputs(prep)
     plan_, pre, s = prep.plan, prep.preprocessor, prep.splits
     task = plan_["task"]
     x_tr, y_tr, _ = _tensors(pre, s.train, plan_, "training data")
@@ -431,7 +431,8 @@ def _train_and_save(prep: _Prepared, run_dir: Path, progress: bool, watchers: li
         runs.atomic_write_json(run_dir / runs.RUN_FILES["repairs"], outcome.repairs)
     run = Run(outcome.plan, prep.profile, prep.preprocessor, model, history, path=run_dir,
               findings=findings, repairs=outcome.repairs)
-    run.evaluation = _score(run, prep.splits.test, details=True)
+    run.evaluation = (_score(run, prep.splits.test, details=True) if prep.data is None
+                      else score_arrays(prep, model, outcome.plan, run_dir))
     run.evaluation["training"] = {"epochs": len(history.epochs), "stop_reason":
                                   history.stop_reason, "best_epoch": history.best_epoch,
                                   "seconds": round(history.seconds, 3)}
