@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import runs
-from .data.arrays import load_arrays, profile_arrays, split_arrays
+from .data.arrays import attach_test, load_arrays, profile_arrays, split_arrays
 from .data.encode import ArrayEncoder
 from .data.load import table_name
 from .data.series import naive_forecast
@@ -33,11 +33,24 @@ WORST = 16  # highest-loss test samples kept for the report
 
 
 def prepare_arrays(source: Any, target: str | None, *, modality: str, task: str,
-                   overrides: dict | None, prepared: Any) -> Any:
-    """Everything before training; ``prepared``: the API's _Prepared class."""
+                   overrides: dict | None, prepared: Any, test: Any = None,
+                   pretrained: Any = None) -> Any:
+    """Everything before training; ``prepared``: the API's _Prepared class; ``test``: a
+    separate test set of the same kind (else the test split comes from ``source``);
+    ``pretrained``: a convnet run or state dict to transfer from (models/pretrained.py)."""
     given = validate_overrides(overrides)
     data = load_arrays(source, modality, target, task)
     profile = profile_arrays(data)
+    pre = None
+    if pretrained is not None:
+        from .models.pretrained import load_pretrained
+
+        pre = load_pretrained(pretrained, modality)
+        profile.inputs["pretrained"] = pre.describe()
+    if test is not None:
+        size = tuple(data.x.shape[1:3]) if modality == "image" else None
+        data = attach_test(data, load_arrays(test, modality, target, task, size=size),
+                           str(test))
     first = make_plan(profile, int(0.7 * len(data.x)), given)  # the window decides the split
     window = first["series.window"] if modality == "series" else 0
     horizon = first["series.horizon"] if modality == "series" else 0
@@ -48,13 +61,40 @@ def prepare_arrays(source: Any, target: str | None, *, modality: str, task: str,
     if data.y is not None:
         enc.state["counts"] = np.bincount(data.y[splits.train],
                                           minlength=len(data.classes)).tolist()
+    if pre is not None:  # the similarity decides the strategy, so re-plan once measured
+        profile.inputs["pretrained"]["divergence"] = _divergence(pre, the_plan, enc, data,
+                                                                 splits.train)
+        the_plan = make_plan(profile, len(splits.train), given)
     torch.manual_seed(the_plan["seed"])
-    model = build_network(the_plan, enc)
+    model = build_network(the_plan, enc, pre)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     the_plan = add_parameter_count(the_plan, n_params, len(splits.train))
     prep = prepared(the_plan, profile, enc, model, splits, table_name(source), given)
-    prep.data, prep.augment = data, _augment(the_plan)
+    prep.data, prep.augment, prep.pretrained = data, _augment(the_plan), pre
     return prep
+
+
+def _divergence(pre: Any, plan: Any, enc: ArrayEncoder, data: Any, train: np.ndarray
+                ) -> float:
+    """How unlike the pretrained network's data these training samples are, seen through
+    its blocks (models/pretrained.bn_divergence). Inputs are normalised as the source run
+    normalised its own, so a shift in the raw inputs counts too."""
+    from .errors import DataError
+    from .models.pretrained import PROBE, bn_divergence, load_blocks
+
+    have = pre.in_channels
+    if have != enc.input_shape[0]:
+        raise DataError(f"--pretrained {pre.source} reads inputs with {have} channels; this "
+                        f"data has {enc.input_shape[0]}: give a network trained on the same "
+                        "kind of input (greyscale or colour)")
+    if pre.normalisation and len(pre.normalisation["mean"]) == len(enc.state["mean"]):
+        enc.state.update(pre.normalisation, normalisation=f"the pretrained run's ({pre.source})")
+    model = build_network(plan, enc)
+    load_blocks(model, pre.state, plan["model.blocks"])
+    rng = np.random.default_rng(plan["seed"])
+    probe = np.sort(rng.choice(train, size=min(PROBE, len(train)), replace=False))
+    x, _ = enc.encode(data, probe)
+    return bn_divergence(model, x, min(plan["model.blocks"], pre.arch["model.blocks"]))
 
 
 def _augment(plan: Any) -> Any:

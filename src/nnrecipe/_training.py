@@ -74,7 +74,8 @@ def train_with_doctor(prep: Any, train: tuple, val: tuple, *, val_metrics: Any, 
                               higher_is_better=task != "regression", baseline_loss=baseline)
         out.history = train_fit(out.model, out.plan, train, val, loss_fn=loss_fn,
                                 val_metrics=val_metrics, main_metric=MAIN_METRIC[task],
-                                watchers=[monitor, *watchers], run_dir=run_dir,
+                                watchers=[monitor, *watchers, *_stages(out.plan)],
+                                run_dir=run_dir,
                                 progress=progress, resume=out.history,
                                 tag={"attempt": len(out.repairs)} if auto_fix else None,
                                 augment=getattr(prep, "augment", None))
@@ -91,6 +92,16 @@ def train_with_doctor(prep: Any, train: tuple, val: tuple, *, val_metrics: Any, 
         atomic_write_json(Path(run_dir) / RUN_FILES["monitor"],
                           {"sample_every": monitor.sample_every, "samples": out.layer_log})
     return out
+
+
+def _stages(plan: Plan) -> list:
+    """Staged unfreezing (transfer learning): the new head first, then the pretrained blocks."""
+    if "transfer.head_epochs" not in plan or plan["transfer.strategy"] != "fine_tune" \
+            or plan["transfer.head_epochs"] == 0:
+        return []
+    from .models.pretrained import Unfreeze
+
+    return [Unfreeze(plan["transfer.head_epochs"])]
 
 
 def run_range_test(plan: Plan, model: torch.nn.Module, loss_fn: torch.nn.Module,
@@ -125,7 +136,7 @@ def _apply_fix(out: TrainOutcome, prep: Any, overrides: dict, fix: dict,
     keep = keeps_weights(fix) and out.history.best_epoch is not None
     if not keep:
         torch.manual_seed(plan["seed"])
-        out.model = build_network(plan, prep.preprocessor)
+        out.model = build_network(plan, prep.preprocessor, getattr(prep, "pretrained", None))
     n_params = sum(p.numel() for p in out.model.parameters() if p.requires_grad)
     out.plan = add_parameter_count(plan, n_params, n_train)
     out.repairs.append({

@@ -117,17 +117,18 @@ class _Prepared:
     overrides: dict[str, Any]
     data: Any = None  # non-tabular data: the loaded samples (data/arrays.py)
     augment: Any = None  # applied to training batches (images, series)
+    pretrained: Any = None  # transfer learning: models.pretrained.Pretrained
 
 
 def _fit_arrays(data: Source, target: str | None, kind: str, *, task: str,
                 overrides: dict | None, test: Source | None, valid: Source | None,
                 out: str | Path | None, progress: bool, watchers: list, auto_fix: bool,
-                max_repairs: int, preflight: bool) -> Run:
-    if test is not None or valid is not None:
-        raise DataError(f"--test/--valid tables apply to tabular data, not {kind} data; "
-                        "the split is made inside the data")
+                max_repairs: int, preflight: bool, pretrained: Any = None) -> Run:
+    if valid is not None:
+        raise DataError(f"--valid applies to tabular data, not {kind} data; the validation "
+                        "split is made inside the training data")
     prep = prepare_arrays(data, target, modality=kind, task=task, overrides=overrides,
-                          prepared=_Prepared)
+                          prepared=_Prepared, test=test, pretrained=pretrained)
     with _new_run_dir(out, prep.name) as run_dir:
         return _train_and_save(prep, run_dir, progress, watchers, auto_fix=auto_fix,
                                max_repairs=max_repairs, preflight=preflight)
@@ -143,13 +144,15 @@ def fit(data: Source, target: str | None = None, *, task: str = "auto",
         overrides: dict | None = None, test: Source | None = None,
         valid: Source | None = None, out: str | Path | None = None, progress: bool = False,
         watchers: list | None = None, auto_fix: bool = False, max_repairs: int = 3,
-        preflight: bool = True, tensorboard: bool = False, modality: str = "auto") -> Run:
+        preflight: bool = True, tensorboard: bool = False, modality: str = "auto",
+        pretrained: str | Path | None = None) -> Run:
     """Profile, plan, train (watched by the doctor), evaluate and save a network for
     ``target``; returns the Run. ``auto_fix``: repair error-level symptoms and go on.
     ``tensorboard``: also log to RUN/tensorboard/ (needs the ``tensorboard`` package).
     ``modality``: auto (a folder of class subfolders: images or WAV sound; an .npz: images
     or volumes; a table with ``series.horizon`` set: a forecast), or one of table, image,
-    volume, audio, text, series.
+    volume, audio, text, series. ``pretrained``: a finished convnet run (or its model.pt)
+    to start from; the plan's ``transfer.*`` keys say what is kept, frozen and trained.
 
     Every check on the input happens before the run directory is created, so bad input
     leaves nothing behind."""
@@ -159,7 +162,11 @@ def fit(data: Source, target: str | None = None, *, task: str = "auto",
     if kind != "table":
         return _fit_arrays(data, target, kind, task=task, overrides=overrides, test=test,
                            valid=valid, out=out, progress=progress, watchers=watchers or [],
-                           auto_fix=auto_fix, max_repairs=max_repairs, preflight=preflight)
+                           auto_fix=auto_fix, max_repairs=max_repairs, preflight=preflight,
+                           pretrained=pretrained)
+    if pretrained is not None:
+        raise DataError("--pretrained applies to convnets on images, volumes or sound; a "
+                        "table's network trains from scratch")
     if target is None:
         raise DataError("give --target, the column to predict")
     prep = _prepare(data, target, task=task, overrides=overrides, test=test, valid=valid)

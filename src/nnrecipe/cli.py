@@ -35,7 +35,9 @@ TaskOpt = Annotated[str, typer.Option(help="auto | binary | multiclass | regress
 TargetOpt = Annotated[str, typer.Option("--target", "-t", help="Column to predict.")]
 DataArg = Annotated[Path, typer.Argument(help="A CSV or Parquet table.", show_default=False)]
 RunArg = Annotated[Path, typer.Argument(help="A finished run directory.")]
-TestOpt = Annotated[Path | None, typer.Option(help="Test table; replaces the internal split.")]
+TestOpt = Annotated[Path | None, typer.Option(
+    help="Test data of the same kind (a table, a folder of class subfolders or an .npz); "
+         "replaces the internal test split.")]
 ValidOpt = Annotated[Path | None, typer.Option(
     help="Validation table; replaces the internal split.")]
 OutDirOpt = Annotated[Path | None, typer.Option(
@@ -87,6 +89,11 @@ def train(
         help="Time series: forecast this many steps ahead (makes the table a series).")] = None,
     window: Annotated[int | None, typer.Option(
         help="Time series: steps of history the forecaster sees [default: by rule].")] = None,
+    pretrained: Annotated[Path | None, typer.Option(
+        help="Transfer learning: a finished convnet run directory (or its model.pt) to "
+             "start from. The strategy (freeze / early / fine_tune / retrain) follows the "
+             "data's size and measured similarity; override with --set transfer.strategy=...")
+    ] = None,
 ) -> None:
     """Profile the data, plan a network (with reasons), train it under the doctor's eye,
     evaluate it against a dumb baseline, and write the run directory with report.html and
@@ -98,7 +105,8 @@ def train(
         modality = "series"
     run = api.fit(data, target, task=task, overrides=overrides, test=test, valid=valid, out=out,
                   progress=not quiet, auto_fix=auto_fix, max_repairs=max_repairs,
-                  preflight=preflight, tensorboard=tensorboard, modality=modality)
+                  preflight=preflight, tensorboard=tensorboard, modality=modality,
+                  pretrained=pretrained)
     if quiet:
         print(run.path)
     else:

@@ -25,7 +25,7 @@ from .images import ArraySet, load_array_npz, load_image_folder
 from .load import load_table
 from .profile import DataProfile, infer_task, target_summary
 
-__all__ = ["ArrayData", "ArraySplits", "detect_modality", "load_arrays",
+__all__ = ["ArrayData", "ArraySplits", "attach_test", "detect_modality", "load_arrays",
            "profile_arrays", "split_arrays"]
 
 AUDIO_EXT = (".wav",)
@@ -85,10 +85,12 @@ def detect_modality(source: Any, modality: str = "auto", target: str | None = No
     return "table"
 
 
-def load_arrays(source: Any, modality: str, target: str | None, task: str = "auto"
-                ) -> ArrayData:
+def load_arrays(source: Any, modality: str, target: str | None, task: str = "auto",
+                size: tuple[int, int] | None = None) -> ArrayData:
+    """``size``: (height, width) to read an image folder at (by default the images' own)."""
     if modality in ("image", "volume"):
-        s = (load_image_folder(source) if Path(source).is_dir() else load_array_npz(source))
+        s = (load_image_folder(source, size) if Path(source).is_dir()
+             else load_array_npz(source))
         if modality == "volume" and not s.is_volume:
             raise DataError(f"{source} holds images (N, H, W[, C]), not volumes; leave out "
                             "--modality or use --modality image")
@@ -189,11 +191,52 @@ def _duplicates(data: ArrayData) -> int:
     return len(keys) - len(set(keys))
 
 
+def attach_test(data: ArrayData, test: ArrayData, where: str) -> ArrayData:
+    """``data`` with the samples of a separate test set (``--test``) appended; the split
+    then holds them out as the test split (``info["test_start"]``). The test set's classes
+    must be among the training data's; images take the training data's channels."""
+    if data.modality in ("series",):
+        raise DataError("--test does not apply to a series: its test split is the last "
+                        "period of the series itself")
+    unknown = sorted(set(test.classes) - set(data.classes))
+    if unknown:
+        raise DataError(f"{where} has classes the training data lacks: {', '.join(unknown)}; "
+                        f"the training classes are {', '.join(data.classes)}")
+    codes = np.asarray([data.classes.index(c) for c in test.classes])[test.y]
+    x = _like(test.x, data.x, where)
+    info = {**data.info, "test_start": len(data.x), "test_source": where}
+    return ArrayData(data.modality, np.concatenate([data.x, x]), np.concatenate([data.y, codes]),
+                     data.classes, data.names + [f"test:{n}" for n in test.names], data.target,
+                     data.task, data.task_reason, info)
+
+
+def _like(x: np.ndarray, ref: np.ndarray, where: str) -> np.ndarray:
+    """Test samples shaped as the training samples: channels converted, waves padded or cut."""
+    if x.dtype == object:  # texts
+        return x
+    if x.ndim == 2:  # waveforms (N, T)
+        out = np.zeros((len(x), ref.shape[1]), dtype=ref.dtype)
+        n = min(x.shape[1], ref.shape[1])
+        out[:, :n] = x[:, :n]
+        return out
+    if x.shape[-1] != ref.shape[-1]:  # grey ↔ colour
+        x = (np.repeat(x, ref.shape[-1], axis=-1) if x.shape[-1] == 1
+             else x.mean(axis=-1, keepdims=True).astype(x.dtype))
+    if x.shape[1:] != ref.shape[1:]:
+        raise DataError(f"{where} holds samples of shape {x.shape[1:]}, the training data "
+                        f"{ref.shape[1:]}; give both at the same size")
+    return x.astype(ref.dtype)
+
+
 def split_arrays(data: ArrayData, seed: int, window: int = 0, horizon: int = 0
                  ) -> ArraySplits:
-    """Stratified 70/15/15 for classes; by time for a series (test = the last period)."""
+    """Stratified 70/15/15 for classes; by time for a series (test = the last period).
+    With a separate test set attached (:func:`attach_test`): train/validation 85/15 of the
+    training data, and the test set as given."""
     if data.modality == "series":
         return _split_series(len(data.x), window, horizon, data.names)
+    if "test_start" in data.info:
+        return _split_given_test(data, seed)
     idx = np.arange(len(data.y))
     try:
         rest, test = train_test_split(idx, test_size=TEST_SHARE, random_state=seed,
@@ -205,6 +248,20 @@ def split_arrays(data: ArrayData, seed: int, window: int = 0, horizon: int = 0
                         " give more samples per class") from None
     return ArraySplits(np.sort(train), np.sort(val), np.sort(test),
                        "stratified 70/15/15 by class", [data.names[i] for i in np.sort(val)])
+
+
+def _split_given_test(data: ArrayData, seed: int) -> ArraySplits:
+    start = data.info["test_start"]
+    idx, test = np.arange(start), np.arange(start, len(data.y))
+    try:
+        train, val = train_test_split(idx, test_size=VAL_SHARE / (1 - TEST_SHARE),
+                                      random_state=seed, stratify=data.y[:start])
+    except ValueError as e:
+        raise DataError(f"cannot split {start} samples into train/validation by class ({e});"
+                        " give more samples per class") from None
+    return ArraySplits(np.sort(train), np.sort(val), test,
+                       f"stratified 85/15 by class; test: {data.info['test_source']}",
+                       [data.names[i] for i in np.sort(val)])
 
 
 def _split_series(t: int, window: int, horizon: int, times: list[str]) -> ArraySplits:

@@ -13,9 +13,19 @@ from .mlp import build_mlp
 __all__ = ["build_network"]
 
 
-def build_network(plan: Plan, inputs: Any) -> nn.Module:
+def build_network(plan: Plan, inputs: Any, pretrained: Any = None) -> nn.Module:
     """``inputs``: the fitted Preprocessor (tables) or ArrayEncoder (everything else); it
-    knows the input's width, shape or vocabulary."""
+    knows the input's width, shape or vocabulary. ``pretrained`` (models/pretrained.py):
+    load and freeze its blocks as the plan's ``transfer.*`` keys say."""
+    model = _build(plan, inputs)
+    if pretrained is not None:
+        from .pretrained import apply_transfer
+
+        apply_transfer(model, plan, pretrained)
+    return model
+
+
+def _build(plan: Plan, inputs: Any) -> nn.Module:
     if "model.arch" not in plan:
         return build_mlp(plan, inputs.n_numeric, inputs.embedding_sizes)
     from .cnn import build_cnn

@@ -128,6 +128,23 @@ class ConvNet(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.head = head
+        self.frozen = 0  # leading blocks frozen (transfer learning): see freeze()
+
+    def freeze(self, n: int) -> None:
+        """Freeze the first ``n`` blocks and unfreeze the rest: no gradients, and their
+        BatchNorm layers keep the statistics they learned (eval mode even in training, as
+        Keras does for frozen layers), so the features the head learns from stay put."""
+        self.frozen = n
+        for i, block in enumerate(self.blocks):
+            for p in block.parameters():
+                p.requires_grad_(i >= n)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> ConvNet:
+        super().train(mode)
+        for block in self.blocks[:self.frozen]:
+            block.eval()
+        return self
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:

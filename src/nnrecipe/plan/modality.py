@@ -218,13 +218,22 @@ def activation_rule(ctx: Ctx) -> Decision:
                     "model.rnn_cells")
 
 
-def rules_for(modality: str, table_rules: tuple) -> list[tuple[str, Rule, bool]]:
+def rules_for(modality: str, table_rules: tuple, pretrained: dict | None = None
+              ) -> list[tuple[str, Rule, bool]]:
     """The rules of a ``modality`` plan: the tabular rules for task, loss, optimisation and
-    training, without the tabular network's keys, plus the modality's own."""
+    training, without the tabular network's keys, plus the modality's own; with a
+    ``pretrained`` network (profile.inputs["pretrained"]), its architecture and the transfer
+    rules (plan/transfer.py)."""
     if modality == "table":
         return list(table_rules)
     own = [(k, r, d) for k, r, d, mods in MODALITY_RULES if modality in mods]
     replace = {"model.activation": activation_rule, "train.grad_clip.kind": grad_clip_rule}
+    if pretrained is not None:
+        from .transfer import transfer_rules
+
+        extra, same = transfer_rules(pretrained)
+        replace.update(same)
+        own = [(k, same.get(k, r), d) for k, r, d in own] + extra
     if modality == "series":
         replace.update({"model.n_outputs": horizon_outputs_rule,
                         "model.output_activation": _const(

@@ -327,9 +327,12 @@ def make_plan(profile: DataProfile, n_train: int, overrides: Mapping[str, Any] |
     """Run every rule; a user's override replaces the rule's value. Raises PlanError."""
     values = validate_overrides(overrides)
     ctx = Ctx(profile, n_train)
-    rules = rules_for(profile.modality, RULES)
+    rules = rules_for(profile.modality, RULES, (profile.inputs or {}).get("pretrained"))
     known = {key for key, _, derived in rules if not derived}
     foreign = sorted(k for k in values if k not in known)
+    if any(k.startswith("transfer.") for k in foreign):
+        raise PlanError("transfer.* settings apply with --pretrained PATH (a convnet run or "
+                        "state dict to start from); give it, or drop the transfer settings")
     if foreign:
         raise PlanError(f"{', '.join(foreign)}: not a setting for {profile.modality} data; "
                         f"keys for {profile.modality} data: " + ", ".join(sorted(known)))

@@ -135,6 +135,13 @@ KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "text.max_len": _num("int", 4, 4096, help="tokens kept per text"),
     "text.min_freq": _num("int", 1, 1000, help="a word needs this many uses to get an id"),
     "audio.n_mels": _num("int", 8, 256, help="mel bands of the log-mel features"),
+    "transfer.strategy": KeySpec("choice", choices=("freeze", "early", "fine_tune", "retrain"),
+                                 help="with --pretrained: what to keep, freeze and train"),
+    "transfer.keep_blocks": _num("int", 1, 8, help="pretrained conv blocks kept"),
+    "transfer.backbone_lr": _num("float", 0, 1, low_open=True,
+                                 help="pretrained blocks' learning rate, × optimizer.lr"),
+    "transfer.head_epochs": _num("int", 0, 100_000,
+                                 help="epochs of the new head alone before unfreezing"),
     "seed": _num("int", 0, 2**32 - 1),
 })
 

@@ -32,7 +32,7 @@ from ..runs import RUN_FILES, atomic_write_text, json_safe
 from .callbacks import TrainState, Watcher
 from .checkpoint import save_checkpoint
 from .early_stopping import EarlyStopping
-from .optim import make_optimizer
+from .optim import make_optimizer, parameter_groups
 from .progress import TrainProgress
 from .schedules import ScheduleSpec, make_schedule
 
@@ -81,7 +81,7 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
     ``augment``: applied to each training batch's inputs (never to validation)."""
     torch.manual_seed(plan["seed"])  # dropout / RReLU draws
     gen = torch.Generator().manual_seed(plan["seed"])  # shuffling
-    optimizer = make_optimizer(plan, model.parameters())
+    optimizer = make_optimizer(plan, parameter_groups(model, plan))  # transfer: per-group lr
     bs, max_epochs = plan["train.batch_size"], plan["train.max_epochs"]
     l1 = plan["regularization.l1"]
     l1_params = [p for n, p in model.named_parameters() if p.dim() > 1]  # weights, not biases
@@ -89,7 +89,7 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
     schedule_spec = ScheduleSpec(name=plan["schedule.name"], step_size=plan["schedule.step_size"],
                                  gamma=plan["schedule.gamma"], k=plan["schedule.k"],
                                  warmup_epochs=plan["schedule.warmup_epochs"])
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = list(model.parameters())  # frozen ones have no grad: clipping skips them
     lbfgs = isinstance(optimizer, torch.optim.LBFGS)
     # SWA averages the weights after each epoch from swa_first on (None: off)
     swa_first = math.floor(plan["train.swa_start"] * max_epochs) + 1 if plan["train.swa"] else None
