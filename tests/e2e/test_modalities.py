@@ -59,6 +59,24 @@ def test_an_image_folder_trains_and_bad_folders_are_refused(cli, tmp_path, bad_i
     prof = _read(tmp_path / "r", "profile.json")
     assert prof["modality"] == "image" and prof["n_rows"] == 300
     assert prof["inputs"]["spatial"] == [8, 8] and prof["inputs"]["channels"] == 1
+    # --test: a separate folder (here larger colour images) is the test split, as given
+    for i in range(300, 360):
+        folder = tmp_path / "pics_test" / f"digit{d.target[i]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        grey = Image.fromarray((d.images[i] * 16).clip(0, 255).astype(np.uint8))
+        grey.resize((16, 16)).convert("RGB").save(folder / f"{i}.png")
+    _run(cli, tmp_path / "pics", "--test", tmp_path / "pics_test", "--max-epochs", "3",
+         "--no-preflight", "--out", tmp_path / "rt")
+    prof = _read(tmp_path / "rt", "profile.json")
+    assert prof["splits"]["test"] == 60 and prof["splits"]["train"] + prof["splits"][
+        "val"] == 300 and "pics_test" in prof["splits"]["how"]
+    ev = _read(tmp_path / "rt", "evaluation.json")
+    assert ev["n_rows"] == 60 and all(w["name"].startswith("test:") for w in ev["worst"])
+    (tmp_path / "pics_test" / "digit_x").mkdir()
+    shutil.copy(next((tmp_path / "pics" / "digit0").iterdir()), tmp_path / "pics_test" /
+                "digit_x")
+    bad_input(cli("train", tmp_path / "pics", "--test", tmp_path / "pics_test", "--out",
+                  tmp_path / "x"), "classes the training data lacks: digit_x", out=tmp_path / "x")
     one = tmp_path / "one" / "only"
     one.mkdir(parents=True)
     shutil.copy(next((tmp_path / "pics" / "digit0").iterdir()), one)

@@ -200,7 +200,20 @@ def apply_transfer(model: nn.Module, plan: Any, pre: Pretrained) -> list[str]:
     frozen = {"freeze": keep, "early": keep, "fine_tune": keep if
               plan["transfer.head_epochs"] > 0 else 0, "retrain": 0}[strategy]
     model.freeze(frozen)
+    _zero_head(model)
     return loaded
+
+
+@torch.no_grad()
+def _zero_head(model: ConvNet) -> None:
+    """Start the new head at zero: every class equally likely, the loss at init exactly
+    ln(classes) (the debugging recipe's check). The pretrained features are large (ReLU
+    outputs of trained blocks), so a randomly initialised head would start confidently
+    wrong and spend its first epochs, and the blocks' gradients, undoing that. The last
+    layer needs no random start: its gradient differs per class from the first step."""
+    last = model.head[-1]
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
 
 
 class Unfreeze(Watcher):

@@ -1,0 +1,95 @@
+"""Transfer learning end to end, without downloads: a convnet trained on digits 0-4 starts
+the training of one for digits 5-9 from five examples per class."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from conftest import run_cli
+from sklearn import datasets
+
+SHOTS = 5
+DRAWS = 3
+
+
+def _accuracy(run_dir):
+    return json.loads((run_dir / "evaluation.json").read_text())["metrics"]["accuracy"]
+
+
+def _decisions(run_dir):
+    plan = yaml.safe_load((run_dir / "plan.yaml").read_text())
+    return {k: v for part in ("decisions", "derived") for k, v in plan[part].items()}
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """A run trained on digits 0-4 (``src``), and DRAWS few-shot sets of 5-9 with the rest
+    of 5-9 as their test sets."""
+    root = tmp_path_factory.mktemp("transfer")
+    d = datasets.load_digits()
+    x, y = (d.images * 16).clip(0, 255).astype(np.uint8), d.target
+    np.savez(root / "d04.npz", x=x[y < 5], y=y[y < 5])
+    high = np.flatnonzero(y >= 5)
+    for draw in range(DRAWS):
+        rng = np.random.default_rng(200 + draw)
+        few = np.concatenate([rng.choice(high[y[high] == c], SHOTS, replace=False)
+                              for c in range(5, 10)])
+        rest = np.setdiff1d(high, few)
+        np.savez(root / f"few{draw}.npz", x=x[few], y=y[few])
+        np.savez(root / f"test{draw}.npz", x=x[rest], y=y[rest])
+    r = run_cli("train", root / "d04.npz", "--out", root / "src", "-q", cwd=root)
+    assert r.returncode == 0, r.stderr
+    return root
+
+
+def test_a_convnet_pretrained_on_0_to_4_beats_scratch_on_few_examples_of_5_to_9(cli, digits):
+    src = digits / "src"
+    scratch, transfer = [], []
+    for draw in range(DRAWS):
+        data = [digits / f"few{draw}.npz", "--test", digits / f"test{draw}.npz",
+                "--seed", str(draw), "-q"]
+        out_s, out_t = digits / f"scratch{draw}", digits / f"retrain{draw}"
+        assert cli("train", *data, "--out", out_s, cwd=digits).returncode == 0
+        r = cli("train", *data, "--out", out_t, "--pretrained", src,
+                "--set", "transfer.strategy=retrain", cwd=digits)
+        assert r.returncode == 0, r.stderr
+        scratch.append(_accuracy(out_s))
+        transfer.append(_accuracy(out_t))
+    assert np.mean(transfer) > np.mean(scratch) + 0.05, (transfer, scratch)
+    plan = _decisions(digits / "retrain0")
+    assert plan["transfer.source"]["value"] == str(src)
+    assert plan["model.filters"]["rule"] == "transfer.same_arch"
+    assert plan["transfer.divergence"]["value"] < 0.75  # digits look like digits
+
+    # left to the rules, 20 training samples of similar data: the table's "freeze"
+    out = digits / "auto"
+    r = cli("train", digits / "few0.npz", "--test", digits / "test0.npz", "--out", out,
+            "--pretrained", src / "model.pt", "-q", cwd=digits)
+    assert r.returncode == 0, r.stderr
+    plan = _decisions(out)
+    assert plan["transfer.strategy"]["value"] == "freeze"
+    assert "small and similar" in plan["transfer.strategy"]["reason"]
+    assert plan["transfer.source"]["value"].endswith("model.pt")
+
+
+def test_transfer_input_that_cannot_work_is_refused(cli, tmp_path, bad_input, data_csv,
+                                                     digits):
+    bad_input(cli("train", digits / "few0.npz", "--pretrained", tmp_path / "nope",
+                  "--out", tmp_path / "x"), "--pretrained", "no such file", out=tmp_path / "x")
+    bad_input(cli("train", data_csv, "--target", "y", "--pretrained", digits / "few0.npz",
+                  "--out", tmp_path / "x"), "a table's network trains from scratch",
+              out=tmp_path / "x")
+    bad_input(cli("train", digits / "few0.npz", "--set", "transfer.strategy=freeze",
+                  "--out", tmp_path / "x"), "transfer.* settings apply with --pretrained",
+              out=tmp_path / "x")
+    bad_input(cli("train", digits / "few0.npz", "--pretrained", digits / "few0.npz",
+                  "--out", tmp_path / "x"), "not a PyTorch state dict", out=tmp_path / "x")
+    rgb = np.repeat(np.load(digits / "few0.npz")["x"][..., None], 3, axis=-1)
+    np.savez(tmp_path / "rgb.npz", x=rgb, y=np.load(digits / "few0.npz")["y"])
+    bad_input(cli("train", tmp_path / "rgb.npz", "--test", digits / "test0.npz",
+                  "--pretrained", digits / "src",
+                  "--out", tmp_path / "x"), "reads inputs with 1 channels; this data has 3",
+              out=tmp_path / "x")
