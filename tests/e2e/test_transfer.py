@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 import yaml
-from conftest import run_cli
 from sklearn import datasets
+
+from conftest import run_cli
 
 SHOTS = 5
 DRAWS = 3

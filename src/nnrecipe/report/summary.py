@@ -15,7 +15,8 @@ from typing import Any
 __all__ = ["render_summary", "summary_facts", "key_choices", "metric_rows", "data_notes",
            "findings_lines", "fmt", "plan_value"]
 
-KEY_CHOICES = ("task", "model.hidden_layers", "model.width", "model.activation", "model.init",
+KEY_CHOICES = ("task", "model.arch", "model.blocks", "transfer.source", "transfer.strategy",
+               "model.hidden_layers", "model.width", "model.activation", "model.init",
                "model.batchnorm", "model.dropout", "model.output_activation", "loss.name",
                "optimizer.name", "optimizer.lr", "train.batch_size",
                "train.early_stopping.patience", "model.parameters")
@@ -195,7 +196,20 @@ def _what_predicted(run: Any) -> str:
     rows = "rows" if getattr(prof, "modality", "table") == "table" else "samples"
     return (f"The network predicts '{prof.target}', {what}, from {inputs_phrase(prof)}. "
             f"It learned from {s.get('train')} {rows}, chose when to stop on {s.get('val')} "
-            f"more, and was then tested on {s.get('test')} {rows} it had never seen.")
+            f"more, and was then tested on {s.get('test')} {rows} it had never seen."
+            + _transfer_phrase(run.plan))
+
+
+def _transfer_phrase(plan: Any) -> str:
+    if "transfer.strategy" not in plan:
+        return ""
+    how = {"freeze": "kept its blocks frozen and trained a new head",
+           "early": f"kept its first {plan['transfer.keep_blocks']} block(s) frozen and "
+                    "re-learned the rest",
+           "fine_tune": "fine-tuned it, the new head first and the blocks at a lower rate",
+           "retrain": "trained all of it, starting from the pretrained weights"}
+    return (f" It started from the network in {plan['transfer.source']} and "
+            f"{how[plan['transfer.strategy']]} ({plan.decisions['transfer.strategy'].reason}).")
 
 
 def _result(run: Any, gain: float | None, beats: bool) -> str:
