@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from . import runs
-from .data.arrays import attach_test, load_arrays, profile_arrays, split_arrays
+from .data.arrays import attach_test, load_arrays, load_for_run, profile_arrays, split_arrays
 from .data.encode import ArrayEncoder
+from .errors import DataError
 from .data.load import table_name
 from .data.series import naive_forecast
 from .evaluate import MAIN_METRIC, baseline_metrics, classification_metrics, regression_metrics
@@ -27,7 +29,8 @@ from .models.build import build_network
 from .plan import add_parameter_count, make_plan, validate_overrides
 from .train import predict_batches, target_tensor
 
-__all__ = ["array_inputs", "prepare_arrays", "score_arrays"]
+__all__ = ["array_inputs", "evaluate_arrays", "predict_arrays", "prepare_arrays",
+           "score_arrays"]
 
 WORST = 16  # highest-loss test samples kept for the report
 
@@ -235,3 +238,54 @@ def _plot_series(data: Any, starts: np.ndarray, truth: np.ndarray, pred: np.ndar
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     runs.atomic_write_bytes(path, buf.getvalue())
+
+
+# ---- a finished run on new samples (Run.predict / Run.evaluate) ----------------------------
+def predict_arrays(run: Any, source: Any) -> pd.DataFrame:
+    """One row per sample: ``name``, ``prediction`` and ``proba_<class>``; for a forecast,
+    the next ``series.horizon`` values after the last row of the given series."""
+    enc = run.preprocessor
+    data = load_for_run(source, enc.state, labelled=False)
+    if enc.modality == "series":
+        return _forecast(run, data, str(source))
+    x, _ = enc.encode(data, np.arange(len(data.x)))
+    proba = outputs_to_predictions(predict_batches(run.model, x), run.plan["task"],
+                                   run.plan["loss.name"])
+    out = pd.DataFrame({"name": data.names, "prediction": np.asarray(
+        enc.classes, dtype=object)[proba.argmax(axis=1)]})
+    for i, c in enumerate(enc.classes):
+        out[f"proba_{c}"] = proba[:, i]
+    return out
+
+
+def _forecast(run: Any, data: Any, where: str) -> pd.DataFrame:
+    from .data.series import scale
+
+    s = run.preprocessor.state
+    w, h = s["window"], s["horizon"]
+    if len(data.x) < w:
+        raise DataError(f"{where} has {len(data.x)} rows; the forecaster reads the last "
+                        f"{w} (series.window): give at least {w}")
+    last = torch.from_numpy(scale(data.x[-w:], s)[None])  # (1, W, F)
+    pred = run.preprocessor.inverse_target(predict_batches(run.model, last).numpy())[0]
+    return pd.DataFrame({"after": data.names[-1], "step": np.arange(1, h + 1),
+                         "prediction": pred})
+
+
+def evaluate_arrays(run: Any, source: Any) -> dict[str, Any]:
+    """evaluation.json's layout for new labelled samples (every window of a series)."""
+    from types import SimpleNamespace
+
+    enc = run.preprocessor
+    data = load_for_run(source, enc.state, labelled=True)
+    if enc.modality == "series":
+        n = len(data.x) - enc.state["window"] - enc.state["horizon"] + 1
+        if n < 1:
+            raise DataError(f"{source} has {len(data.x)} rows; window + horizon needs "
+                            f"{len(data.x) - n + 1}")
+        test = np.arange(n)
+    else:
+        test = np.arange(len(data.y))
+        data.classes = enc.classes
+    prep = SimpleNamespace(preprocessor=enc, data=data, splits=SimpleNamespace(test=test))
+    return score_arrays(prep, run.model, run.plan, None)

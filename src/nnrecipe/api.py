@@ -20,7 +20,13 @@ import torch
 import yaml
 
 from . import runs
-from ._arrays import array_inputs, prepare_arrays, score_arrays
+from ._arrays import (
+    array_inputs,
+    evaluate_arrays,
+    predict_arrays,
+    prepare_arrays,
+    score_arrays,
+)
 from ._training import run_range_test, train_with_doctor
 from .data import DataProfile, Preprocessor, load_table, profile_table, split_overlap, split_table
 from .data.arrays import detect_modality
@@ -74,7 +80,10 @@ class Run:
         return self.plan["task"]
 
     def predict(self, data: Source) -> pd.DataFrame:
-        """A ``prediction`` column, plus ``proba_<class>`` columns for a classifier."""
+        """A ``prediction`` column, plus ``proba_<class>`` columns for a classifier. Images,
+        sound and text: also ``name`` (the file or row); a forecast: the next values."""
+        if isinstance(self.preprocessor, ArrayEncoder):
+            return predict_arrays(self, data)
         df = load_table(data, what="predict data")
         proba_or_value = self._raw_predict(df)
         if self.task == "regression":
@@ -88,16 +97,14 @@ class Run:
 
     def evaluate(self, data: Source, what: str = "evaluate data") -> dict[str, Any]:
         """Metrics on labelled data, beside the dumb baseline (evaluation.json's layout)."""
+        if isinstance(self.preprocessor, ArrayEncoder):
+            return evaluate_arrays(self, data)
         df = load_table(data, what=what)
         target = self.profile.target
         check_target(df, target, what)
         return _score(self, df[df[target].notna()])
 
     def _raw_predict(self, df: pd.DataFrame) -> np.ndarray:
-        if not isinstance(self.preprocessor, Preprocessor):
-            raise RunError(f"predict and evaluate on new data work for table runs; this is a "
-                           f"{self.preprocessor.modality} run (its test results are in "
-                           "evaluation.json)")
         x = torch.from_numpy(self.preprocessor.transform(df, what="predict data"))
         values = outputs_to_predictions(predict_batches(self.model, x), self.task,
                                         self.plan["loss.name"])

@@ -72,6 +72,24 @@ def test_an_image_folder_trains_and_bad_folders_are_refused(cli, tmp_path, bad_i
         "val"] == 300 and "pics_test" in prof["splits"]["how"]
     ev = _read(tmp_path / "rt", "evaluation.json")
     assert ev["n_rows"] == 60 and all(w["name"].startswith("test:") for w in ev["worst"])
+    # the finished run on new samples: evaluate reproduces its own test metrics ...
+    r = cli("evaluate", tmp_path / "rt", tmp_path / "pics_test", "--out", tmp_path / "ev.json")
+    assert r.returncode == 0, r.stderr
+    again = _read(tmp_path, "ev.json")
+    for name in ("accuracy", "log_loss"):
+        assert again["metrics"][name] == pytest.approx(ev["metrics"][name], rel=1e-6)
+    # ... and predict reads a flat folder of images, one row per file
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for f in sorted((tmp_path / "pics_test").rglob("*.png"))[:5]:
+        shutil.copy(f, flat / f"{f.parent.name}_{f.name}")
+    r = cli("predict", tmp_path / "rt", flat, "--out", tmp_path / "pred.csv")
+    assert r.returncode == 0, r.stderr
+    pred = pd.read_csv(tmp_path / "pred.csv")
+    assert len(pred) == 5 and pred["name"].str.endswith(".png").all()
+    proba = pred[[c for c in pred.columns if c.startswith("proba_")]]
+    assert proba.shape[1] == 10 and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    bad_input(cli("evaluate", tmp_path / "rt", flat), "class subfolder")
     (tmp_path / "pics_test" / "digit_x").mkdir()
     shutil.copy(next((tmp_path / "pics" / "digit0").iterdir()), tmp_path / "pics_test" /
                 "digit_x")
@@ -112,6 +130,15 @@ def test_a_statsmodels_series_forecast_beats_the_last_value(cli, tmp_path, bad_i
     assert "RNN" in plan["train.grad_clip.kind"]["reason"]
     prof = _read(tmp_path / "run", "profile.json")
     assert prof["splits"]["how"].startswith("by time")
+    r = cli("predict", tmp_path / "run", tmp_path / "sun.csv", "--out", tmp_path / "next.csv")
+    assert r.returncode == 0, r.stderr
+    nxt = pd.read_csv(tmp_path / "next.csv")
+    assert list(nxt["step"]) == [1] and nxt["after"].iloc[0] == 2008.0
+    assert 0 <= nxt["prediction"].iloc[0] < 300  # sunspot numbers
+    r = cli("evaluate", tmp_path / "run", tmp_path / "sun.csv", "--out", tmp_path / "e.json")
+    assert r.returncode == 0, r.stderr
+    whole = _read(tmp_path, "e.json")  # every window of the series, the training years too
+    assert whole["metrics"]["rmse"] < whole["baseline"]["metrics"]["rmse"]
     bad_input(cli("train", tmp_path / "sun.csv", "-t", "SUNACTIVITY", "--horizon", "200",
                   "--out", tmp_path / "x"), "need at least", out=tmp_path / "x")
 
@@ -129,6 +156,17 @@ def test_text_beats_the_majority_class_and_the_doctor_watches_the_gru(cli, tmp_p
     pre = _read(tmp_path / "run", "preprocess.json")
     assert pre["modality"] == "text" and pre["text_column"] == "review"
     assert pre["vocab_size"] > 20
+    fresh = reviews(n=40, seed=7)
+    fresh[["review"]].to_csv(tmp_path / "new.csv", index=False)
+    r = cli("predict", tmp_path / "run", tmp_path / "new.csv", "--out", tmp_path / "p.csv")
+    assert r.returncode == 0, r.stderr
+    pred = pd.read_csv(tmp_path / "p.csv")
+    assert len(pred) == 40 and (pred["prediction"] == fresh["sentiment"]).mean() > 0.7
+    fresh.to_csv(tmp_path / "labelled.csv", index=False)
+    r = cli("evaluate", tmp_path / "run", tmp_path / "labelled.csv", "--out", tmp_path / "e.json")
+    assert r.returncode == 0, r.stderr
+    assert _read(tmp_path, "e.json")["metrics"]["accuracy"] == pytest.approx(
+        (pred["prediction"] == fresh["sentiment"]).mean())
     pd.DataFrame({"a": [1, 2, 3] * 10, "y": [0, 1] * 15}).to_csv(tmp_path / "t.csv",
                                                                   index=False)
     bad_input(cli("train", tmp_path / "t.csv", "-t", "y", "--modality", "text", "--out",
@@ -146,3 +184,9 @@ def test_spoken_digits_beat_chance_clearly(cli, tmp_path):
     assert ev["modality"] == "audio"
     assert ev["metrics"]["accuracy"] > 0.6 > ev["baseline"]["metrics"]["accuracy"], ev
     assert "log-mel" in _plan(tmp_path / "run")["decisions"]["model.arch"]["reason"]
+    r = cli("predict", tmp_path / "run", tmp_path / "spoken", "--out", tmp_path / "p.csv")
+    assert r.returncode == 0, r.stderr
+    pred = pd.read_csv(tmp_path / "p.csv")
+    assert len(pred) == len(list((tmp_path / "spoken").rglob("*.wav")))
+    truth = pred["name"].str.split("/").str[0]  # class/clip.wav
+    assert (pred["prediction"].astype(str) == truth).mean() > 0.6

@@ -26,7 +26,7 @@ from .load import load_table
 from .profile import DataProfile, infer_task, target_summary
 
 __all__ = ["ArrayData", "ArraySplits", "attach_test", "detect_modality", "load_arrays",
-           "profile_arrays", "split_arrays"]
+           "load_for_run", "profile_arrays", "split_arrays"]
 
 AUDIO_EXT = (".wav",)
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -108,6 +108,64 @@ def load_arrays(source: Any, modality: str, target: str | None, task: str = "aut
     if modality == "text":
         return _load_text(df, target)
     return _load_series(df, target)
+
+
+def load_for_run(source: Any, state: dict[str, Any], labelled: bool) -> ArrayData:
+    """New samples for a finished run whose encoder state is ``state``: the same kind of
+    data as it trained on, classes mapped to its codes (``labelled``), or no labels (to
+    predict: a folder of files with or without class subfolders, an .npz without y, a
+    table without the label column)."""
+    m, target = state["modality"], state["target"]
+    if m in ("image", "volume"):
+        size = tuple(state["spatial"]) if m == "image" else None  # as the run's test images
+        s = (load_image_folder(source, size, unlabelled=not labelled) if Path(source).is_dir()
+             else load_array_npz(source, unlabelled=not labelled))
+        x = s.x
+        channels = len(state["mean"])
+        if x.shape[-1] != channels:  # grey ↔ colour, as the run's inputs
+            x = (np.repeat(x, channels, axis=-1) if x.shape[-1] == 1
+                 else x.mean(axis=-1, keepdims=True).astype(x.dtype))
+        if x.ndim - 2 != len(state["spatial"]):
+            raise DataError(f"{source} holds {'volumes' if x.ndim == 5 else 'images'}; the "
+                            f"run was trained on {m}s")
+        data = ArrayData(m, x, s.y, s.classes, s.names, target, state["task"], "", {})
+    elif m == "audio":
+        from .audio import load_wav_folder
+
+        s = load_wav_folder(source, state["sample_rate"], unlabelled=not labelled,
+                            length=state.get("samples", (state["frames"] - 1) * MEL_FFT // 4))
+        data = ArrayData(m, s.x, s.y, s.classes, s.names, target, state["task"], "", {})
+    elif m == "text":
+        df = load_table(source)
+        need = [state["text_column"]] + ([target] if labelled else [])
+        lacking = [c for c in need if c not in df.columns]
+        if lacking:
+            raise DataError(f"{source} lacks the column(s) {', '.join(lacking)} the run "
+                            f"reads; its columns: {', '.join(map(str, df.columns))}")
+        if labelled:
+            df = df[df[target].notna()]
+        codes, classes = (pd.factorize(df[target].astype(str), sort=True) if labelled
+                          else (np.zeros(len(df), dtype=np.int64), [""]))
+        data = ArrayData(m, df[state["text_column"]].fillna("").astype(str).to_numpy(object),
+                         np.asarray(codes, dtype=np.int64), list(classes),
+                         [f"row {i}" for i in df.index], target, state["task"], "", {})
+    else:
+        data = _load_series(load_table(source), target)
+        if data.info["value_columns"] != state["value_columns"]:
+            raise DataError(f"{source} has the value columns {data.info['value_columns']}; "
+                            f"the run was trained on {state['value_columns']}")
+        return data
+    if labelled:
+        data.y = _run_codes(data, state["classes"], str(source))
+    return data
+
+
+def _run_codes(data: ArrayData, classes: list[str], where: str) -> np.ndarray:
+    unknown = sorted(set(data.classes) - set(classes))
+    if unknown:
+        raise DataError(f"{where} has classes the run never saw: {', '.join(unknown)}; its "
+                        f"classes are {', '.join(classes)}")
+    return np.asarray([classes.index(c) for c in data.classes], dtype=np.int64)[data.y]
 
 
 def _classes(modality: str, s: ArraySet, target: str, info: dict) -> ArrayData:

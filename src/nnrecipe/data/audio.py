@@ -63,13 +63,15 @@ def read_wav(path: Path) -> tuple[int, np.ndarray]:
     return int(rate), wave
 
 
-def load_wav_folder(path: str | Path, sample_rate: int | None = None) -> ArraySet:
+def load_wav_folder(path: str | Path, sample_rate: int | None = None,
+                    unlabelled: bool = False, length: int | None = None) -> ArraySet:
     """Read ``path/<class>/<clip>.wav`` into float32 (N, T): mono, at ``sample_rate`` (by
-    default the most common rate in the folder), padded or cut to the median length."""
+    default the most common rate in the folder), padded or cut to ``length`` samples (by
+    default the median length). ``unlabelled``: every WAV file under ``path``."""
     from scipy.signal import resample_poly
 
     root = Path(path)
-    classes, files = class_folder_files(root, AUDIO_EXTENSIONS, "sound")
+    classes, files = class_folder_files(root, AUDIO_EXTENSIONS, "sound", unlabelled)
     clips, rates, y, names = [], [], [], []
     for code, group in enumerate(files):
         for f in group:
@@ -92,7 +94,8 @@ def load_wav_folder(path: str | Path, sample_rate: int | None = None) -> ArraySe
     # The median length keeps half the clips whole and trims the (usually silent) tails of
     # the rest; the longest would waste compute on padding, and a few very long recordings
     # would set the size of every sample.
-    length = int(np.median([len(c) for c in clips]))
+    if length is None:
+        length = int(np.median([len(c) for c in clips]))
     x = np.zeros((len(clips), length), dtype=np.float32)
     for i, c in enumerate(clips):
         x[i, :min(length, len(c))] = c[:length]

@@ -50,6 +50,7 @@ class ArrayEncoder:
         elif m == "audio":
             feats = _log_mel(data.x[train], data.info["sample_rate"], plan["audio.n_mels"])
             state.update(sample_rate=data.info["sample_rate"], n_mels=plan["audio.n_mels"],
+                         samples=int(data.x.shape[1]),
                          mean=feats.mean((0, 2)).tolist(),
                          std=feats.std((0, 2)).clamp_min(STD_FLOOR).tolist(),
                          frames=int(feats.shape[2]))

@@ -56,10 +56,11 @@ class ArraySet:
 
 
 # ---- folders of class subfolders (shared with audio) --------------------------------------
-def class_folder_files(path: str | Path, extensions: Sequence[str],
-                       what: str) -> tuple[list[str], list[list[Path]]]:
+def class_folder_files(path: str | Path, extensions: Sequence[str], what: str,
+                       unlabelled: bool = False) -> tuple[list[str], list[list[Path]]]:
     """The class names (subfolders, sorted) and each class's files with one of ``extensions``
-    (any case), or a DataError saying what the folder lacks."""
+    (any case), or a DataError saying what the folder lacks. ``unlabelled`` (samples to
+    predict): the files may also lie in the folder itself, as one unnamed group."""
     root = Path(path)
     if not root.exists():
         raise DataError(f"{what} folder {root} not found; check the path")
@@ -67,10 +68,17 @@ def class_folder_files(path: str | Path, extensions: Sequence[str],
         raise DataError(f"{what} path {root} is a file; give a folder with one subfolder "
                         "per class")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    exts = {e.lower() for e in extensions}
+    if unlabelled:
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts
+                       and not any(part.startswith(".") for part in p.relative_to(root).parts))
+        if not files:
+            raise DataError(f"{what} folder {root} holds no {what} files "
+                            f"({', '.join(sorted(exts))})")
+        return [""], [files]
     if len(classes) < 2:
         raise DataError(f"{what} folder {root} has {len(classes)} class subfolder(s); "
                         "give at least 2, one per class, each holding that class's files")
-    exts = {e.lower() for e in extensions}
     files = []
     for name in classes:
         found = sorted(p for p in (root / name).iterdir()
@@ -91,14 +99,15 @@ def common_size(sizes: Sequence[tuple[int, int]], max_side: int = MAX_SIDE) -> t
 
 
 # ---- image folders ------------------------------------------------------------------------
-def load_image_folder(path: str | Path, size: tuple[int, int] | None = None) -> ArraySet:
+def load_image_folder(path: str | Path, size: tuple[int, int] | None = None,
+                      unlabelled: bool = False) -> ArraySet:
     """Read ``path/<class>/<image>`` into uint8 (N, H, W, C): RGB, or greyscale (C=1) when
     every image is greyscale; resized (bilinear) to ``size`` = (height, width), by default
-    :func:`common_size` of the images."""
+    :func:`common_size` of the images. ``unlabelled``: every image under ``path``."""
     from PIL import Image, ImageOps
 
     root = Path(path)
-    classes, files = class_folder_files(root, IMAGE_EXTENSIONS, "image")
+    classes, files = class_folder_files(root, IMAGE_EXTENSIONS, "image", unlabelled)
     # Pass 1 reads only the headers (size, mode): cheap, and it finds non-images early.
     sizes, grey = [], True
     for f in (f for group in files for f in group):
@@ -169,10 +178,10 @@ def _unreadable(f: Path, root: Path, e: Exception) -> DataError:
 
 
 # ---- arrays in an .npz file -----------------------------------------------------------------
-def load_array_npz(path: str | Path) -> ArraySet:
+def load_array_npz(path: str | Path, unlabelled: bool = False) -> ArraySet:
     """Read ``x`` and ``y`` from an ``.npz``. ``x``: (N,H,W) or (N,H,W,C) with C in 1/3/4 is
     an image; any other 4-d shape is a greyscale volume (N,D,H,W); (N,D,H,W,C) a volume.
-    ``y``: integer or string class labels."""
+    ``y``: integer or string class labels (``unlabelled``: may be missing)."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"array file {p} not found; check the path")
@@ -181,11 +190,13 @@ def load_array_npz(path: str | Path) -> ArraySet:
     try:
         with np.load(p, allow_pickle=False) as z:
             keys = sorted(z.files)
-            missing = [k for k in ("x", "y") if k not in keys]
+            missing = [k for k in ("x", "y") if k not in keys
+                       and not (unlabelled and k == "y")]
             if missing:
                 raise DataError(f"{p} has no array named {' or '.join(map(repr, missing))} "
                                 f"(found {keys}); save it with np.savez(path, x=..., y=...)")
-            x, y = z["x"], z["y"]
+            x = z["x"]
+            y = z["y"] if "y" in keys else np.zeros(len(x), dtype=np.int64)
     except ValueError as e:
         if "pickle" in str(e):  # object arrays need pickle, which nnrecipe never loads
             raise DataError(f"{p} holds Python objects; save numbers, and labels as "
