@@ -20,9 +20,9 @@ import torch
 from . import runs
 from .data.arrays import attach_test, load_arrays, load_for_run, profile_arrays, split_arrays
 from .data.encode import ArrayEncoder
-from .errors import DataError
 from .data.load import table_name
 from .data.series import naive_forecast
+from .errors import DataError
 from .evaluate import MAIN_METRIC, baseline_metrics, classification_metrics, regression_metrics
 from .models import outputs_to_predictions
 from .models.build import build_network
