@@ -52,8 +52,8 @@ def prepare_arrays(source: Any, target: str | None, *, modality: str, task: str,
         profile.inputs["pretrained"] = pre.describe()
     if test is not None:
         size = tuple(data.x.shape[1:3]) if modality == "image" else None
-        data = attach_test(data, load_arrays(test, modality, target, task, size=size),
-                           str(test))
+        data = attach_test(data, load_arrays(test, modality, target, task, size=size,
+                                             min_classes=1), str(test))
     first = make_plan(profile, int(0.7 * len(data.x)), given)  # the window decides the split
     window = first["series.window"] if modality == "series" else 0
     horizon = first["series.horizon"] if modality == "series" else 0

@@ -86,24 +86,25 @@ def detect_modality(source: Any, modality: str = "auto", target: str | None = No
 
 
 def load_arrays(source: Any, modality: str, target: str | None, task: str = "auto",
-                size: tuple[int, int] | None = None) -> ArrayData:
-    """``size``: (height, width) to read an image folder at (by default the images' own)."""
+                size: tuple[int, int] | None = None, min_classes: int = 2) -> ArrayData:
+    """``size``: (height, width) to read an image folder at (by default the images' own);
+    ``min_classes``: 1 for a test set, which may hold some of the classes only."""
     if modality in ("image", "volume"):
-        s = (load_image_folder(source, size) if Path(source).is_dir()
+        s = (load_image_folder(source, size, min_classes=min_classes) if Path(source).is_dir()
              else load_array_npz(source))
         if modality == "volume" and not s.is_volume:
             raise DataError(f"{source} holds images (N, H, W[, C]), not volumes; leave out "
                             "--modality or use --modality image")
         return _classes(modality, s, target or "label", {
-            "spatial": list(s.x.shape[1:-1]), "channels": int(s.x.shape[-1])})
+            "spatial": list(s.x.shape[1:-1]), "channels": int(s.x.shape[-1])}, min_classes)
     if modality == "audio":
         from .audio import load_wav_folder
 
-        s = load_wav_folder(source)
+        s = load_wav_folder(source, min_classes=min_classes)
         hop = MEL_FFT // 4  # log_mel's default hop: frames = samples // hop + 1 (centred)
         return _classes("audio", s, target or "label", {
             "sample_rate": s.sample_rate, "samples": int(s.x.shape[1]),
-            "spatial": [int(s.x.shape[1]) // hop + 1]})
+            "spatial": [int(s.x.shape[1]) // hop + 1]}, min_classes)
     df = load_table(source)
     if modality == "text":
         return _load_text(df, target)
@@ -118,8 +119,8 @@ def load_for_run(source: Any, state: dict[str, Any], labelled: bool) -> ArrayDat
     m, target = state["modality"], state["target"]
     if m in ("image", "volume"):
         size = tuple(state["spatial"]) if m == "image" else None  # as the run's test images
-        s = (load_image_folder(source, size, unlabelled=not labelled) if Path(source).is_dir()
-             else load_array_npz(source, unlabelled=not labelled))
+        s = (load_image_folder(source, size, unlabelled=not labelled, min_classes=1)
+             if Path(source).is_dir() else load_array_npz(source, unlabelled=not labelled))
         x = s.x
         channels = len(state["mean"])
         if x.shape[-1] != channels:  # grey ↔ colour, as the run's inputs
@@ -133,7 +134,8 @@ def load_for_run(source: Any, state: dict[str, Any], labelled: bool) -> ArrayDat
         from .audio import load_wav_folder
 
         s = load_wav_folder(source, state["sample_rate"], unlabelled=not labelled,
-                            length=state.get("samples", (state["frames"] - 1) * MEL_FFT // 4))
+                            length=state.get("samples", (state["frames"] - 1) * MEL_FFT // 4),
+                            min_classes=1)
         data = ArrayData(m, s.x, s.y, s.classes, s.names, target, state["task"], "", {})
     elif m == "text":
         df = load_table(source)
@@ -168,8 +170,9 @@ def _run_codes(data: ArrayData, classes: list[str], where: str) -> np.ndarray:
     return np.asarray([classes.index(c) for c in data.classes], dtype=np.int64)[data.y]
 
 
-def _classes(modality: str, s: ArraySet, target: str, info: dict) -> ArrayData:
-    if len(s.classes) < 2:
+def _classes(modality: str, s: ArraySet, target: str, info: dict, min_classes: int = 2
+             ) -> ArrayData:
+    if len(s.classes) < min_classes:
         raise DataError(f"found {len(s.classes)} class; a classifier needs at least 2")
     task = "binary" if len(s.classes) == 2 else "multiclass"
     why = f"{len(s.classes)} classes ({', '.join(map(str, s.classes[:10]))})"

@@ -64,14 +64,16 @@ def read_wav(path: Path) -> tuple[int, np.ndarray]:
 
 
 def load_wav_folder(path: str | Path, sample_rate: int | None = None,
-                    unlabelled: bool = False, length: int | None = None) -> ArraySet:
+                    unlabelled: bool = False, length: int | None = None,
+                    min_classes: int = 2) -> ArraySet:
     """Read ``path/<class>/<clip>.wav`` into float32 (N, T): mono, at ``sample_rate`` (by
     default the most common rate in the folder), padded or cut to ``length`` samples (by
     default the median length). ``unlabelled``: every WAV file under ``path``."""
     from scipy.signal import resample_poly
 
     root = Path(path)
-    classes, files = class_folder_files(root, AUDIO_EXTENSIONS, "sound", unlabelled)
+    classes, files = class_folder_files(root, AUDIO_EXTENSIONS, "sound", unlabelled,
+                                        min_classes)
     clips, rates, y, names = [], [], [], []
     for code, group in enumerate(files):
         for f in group:

@@ -57,10 +57,12 @@ class ArraySet:
 
 # ---- folders of class subfolders (shared with audio) --------------------------------------
 def class_folder_files(path: str | Path, extensions: Sequence[str], what: str,
-                       unlabelled: bool = False) -> tuple[list[str], list[list[Path]]]:
+                       unlabelled: bool = False, min_classes: int = 2
+                       ) -> tuple[list[str], list[list[Path]]]:
     """The class names (subfolders, sorted) and each class's files with one of ``extensions``
     (any case), or a DataError saying what the folder lacks. ``unlabelled`` (samples to
-    predict): the files may also lie in the folder itself, as one unnamed group."""
+    predict): the files may also lie in the folder itself, as one unnamed group.
+    ``min_classes``: 1 for a test set, which may hold some of the classes only."""
     root = Path(path)
     if not root.exists():
         raise DataError(f"{what} folder {root} not found; check the path")
@@ -76,9 +78,10 @@ def class_folder_files(path: str | Path, extensions: Sequence[str], what: str,
             raise DataError(f"{what} folder {root} holds no {what} files "
                             f"({', '.join(sorted(exts))})")
         return [""], [files]
-    if len(classes) < 2:
+    if len(classes) < min_classes:
         raise DataError(f"{what} folder {root} has {len(classes)} class subfolder(s); "
-                        "give at least 2, one per class, each holding that class's files")
+                        f"give at least {min_classes}, one per class, each holding that "
+                        "class's files")
     files = []
     for name in classes:
         found = sorted(p for p in (root / name).iterdir()
@@ -100,14 +103,15 @@ def common_size(sizes: Sequence[tuple[int, int]], max_side: int = MAX_SIDE) -> t
 
 # ---- image folders ------------------------------------------------------------------------
 def load_image_folder(path: str | Path, size: tuple[int, int] | None = None,
-                      unlabelled: bool = False) -> ArraySet:
+                      unlabelled: bool = False, min_classes: int = 2) -> ArraySet:
     """Read ``path/<class>/<image>`` into uint8 (N, H, W, C): RGB, or greyscale (C=1) when
     every image is greyscale; resized (bilinear) to ``size`` = (height, width), by default
     :func:`common_size` of the images. ``unlabelled``: every image under ``path``."""
     from PIL import Image, ImageOps
 
     root = Path(path)
-    classes, files = class_folder_files(root, IMAGE_EXTENSIONS, "image", unlabelled)
+    classes, files = class_folder_files(root, IMAGE_EXTENSIONS, "image", unlabelled,
+                                        min_classes)
     # Pass 1 reads only the headers (size, mode): cheap, and it finds non-images early.
     sizes, grey = [], True
     for f in (f for group in files for f in group):
