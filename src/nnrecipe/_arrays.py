@@ -114,7 +114,7 @@ def _augment(plan: Any) -> Any:
                             seed=plan["seed"])
     if kind == "series":  # jitter only: scaling the inputs would need the targets scaled too
         return SeriesAugment(jitter=plan["augment.jitter"], seed=plan["seed"])
-    if kind == "audio":  # log-mel frames (N, mels, frames) → (N, frames, mels) and back
+    if kind in ("audio", "sequence"):  # (N, channels, steps) → (N, steps, channels) and back
         aug = SeriesAugment(jitter=plan["augment.jitter"], scale=plan["augment.scaling"],
                             seed=plan["seed"])
         return lambda x: aug(x.transpose(1, 2)).transpose(1, 2)
@@ -194,7 +194,36 @@ def _worst_classes(data: Any, test: np.ndarray, loss: np.ndarray, y: np.ndarray,
             pics = pics[:, pics.shape[1] // 2]
         captions = [f"true {r['true']} / pred {r['pred']} (p={r['p_pred']:.2f})" for r in rows]
         save_thumbnail_grid(_as_uint8(pics), captions, run_dir / "mistakes.png")
+    if run_dir is not None and data.modality == "sequence" and len(order):
+        _plot_sequences(data.x[test[order[:6]]], rows[:6], run_dir / "mistakes.png")
     return rows
+
+
+def _plot_sequences(x: np.ndarray, rows: list[dict[str, Any]], path: Path) -> None:
+    """The worst-classified sequences, each with its true and predicted class."""
+    fig = _figure(len(x))
+    for k, (seq, row) in enumerate(zip(x, rows, strict=True)):
+        ax = fig.add_subplot(len(x), 1, k + 1)
+        ax.plot(seq[:, 0], color="tab:blue")
+        ax.set_title(f"{row['name']}: true {row['true']} / pred {row['pred']} "
+                     f"(p={row['p_pred']:.2f})", fontsize=8, loc="left")
+        ax.tick_params(labelsize=7)
+    _save(fig, path)
+
+
+def _figure(n: int) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(9, 1.8 * n))
+
+
+def _save(fig: Any, path: Path) -> None:
+    import io
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    runs.atomic_write_bytes(path, buf.getvalue())
 
 
 def _as_uint8(pics: np.ndarray) -> np.ndarray:
@@ -220,12 +249,8 @@ def _worst_series(data: Any, test: np.ndarray, loss: np.ndarray, truth: np.ndarr
 def _plot_series(data: Any, starts: np.ndarray, truth: np.ndarray, pred: np.ndarray,
                  enc: ArrayEncoder, path: Path) -> None:
     """The worst forecasts: the window the network saw, what came, what it said."""
-    import io
-
-    from matplotlib.figure import Figure
-
     w, t = enc.state["window"], enc.state["target_index"]
-    fig = Figure(figsize=(9, 1.8 * len(starts)))
+    fig = _figure(len(starts))
     for k, (s, tr, pr) in enumerate(zip(starts, truth, pred, strict=True)):
         ax = fig.add_subplot(len(starts), 1, k + 1)
         ax.plot(range(w), data.x[s:s + w, t], color="0.4", label="seen")
@@ -234,10 +259,7 @@ def _plot_series(data: Any, starts: np.ndarray, truth: np.ndarray, pred: np.ndar
         ax.set_title(f"from {data.names[s + w]}", fontsize=8, loc="left")
         ax.tick_params(labelsize=7)
     fig.axes[0].legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    runs.atomic_write_bytes(path, buf.getvalue())
+    _save(fig, path)
 
 
 # ---- a finished run on new samples (Run.predict / Run.evaluate) ----------------------------

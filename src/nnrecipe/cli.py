@@ -82,8 +82,9 @@ def train(
         "and the graph to RUN/tensorboard/ (needs: pip install 'nnrecipe[tensorboard]').")
     ] = False,
     modality: Annotated[str, typer.Option(
-        help="auto | table | image | volume | audio | text | series. auto: a folder is "
-             "images or sound, an .npz images or volumes, a table with --horizon a series.")
+        help="auto | table | image | volume | audio | text | series | sequence. auto: a "
+             "folder is images or sound, an .npz images or volumes, a table with --horizon a "
+             "series. sequence: one labelled sequence per row, its steps in the columns.")
     ] = "auto",
     horizon: Annotated[int | None, typer.Option(
         help="Time series: forecast this many steps ahead (makes the table a series).")] = None,

@@ -40,3 +40,26 @@ def volumes(n: int = 120, side: int = 8, seed: int = 0) -> tuple[np.ndarray, np.
         else:
             x[i, a, b:b + 3, :] += 2
     return x, y
+
+
+def sequences(n: int = 300, length: int = 60, seed: int = 0) -> pd.DataFrame:
+    """One labelled sequence per row (steps t0..t59): a bump, a dip or a step, somewhere,
+    over a random walk; the class is the shape, not where it is."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    rows, labels = [], []
+    for _ in range(n):
+        kind = rng.integers(3)
+        at = rng.integers(10, length - 10)
+        x = np.cumsum(rng.normal(0, 0.15, length)) + rng.normal(0, 0.3, length)
+        if kind == 0:
+            x += 2.5 * np.exp(-0.5 * ((t - at) / 3) ** 2)
+        elif kind == 1:
+            x -= 2.5 * np.exp(-0.5 * ((t - at) / 3) ** 2)
+        else:
+            x += 2.0 * (t >= at)
+        rows.append(x)
+        labels.append(["bump", "dip", "step"][kind])
+    df = pd.DataFrame(np.asarray(rows), columns=[f"t{i}" for i in range(length)])
+    df["shape"] = labels
+    return df

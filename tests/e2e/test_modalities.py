@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from modality_data import reviews, volumes
+from modality_data import reviews, sequences, volumes
 from PIL import Image
 from sklearn import datasets
 
@@ -190,3 +190,28 @@ def test_spoken_digits_beat_chance_clearly(cli, tmp_path):
     assert len(pred) == len(list((tmp_path / "spoken").rglob("*.wav")))
     truth = pred["name"].str.split("/").str[0]  # class/clip.wav
     assert (pred["prediction"].astype(str) == truth).mean() > 0.6
+
+
+def test_labelled_sequences_get_a_1d_convnet_that_beats_the_majority(cli, tmp_path, bad_input):
+    data = sequences()
+    data.to_csv(tmp_path / "seq.csv", index=False)
+    _run(cli, tmp_path / "seq.csv", "-t", "shape", "--modality", "sequence", "--out",
+         tmp_path / "run")
+    ev = _read(tmp_path / "run", "evaluation.json")
+    assert ev["modality"] == "sequence"
+    assert ev["metrics"]["accuracy"] > 0.9 > 0.5 > ev["baseline"]["metrics"]["accuracy"], ev
+    plan = _plan(tmp_path / "run")
+    assert plan["decisions"]["model.arch"]["value"] == "cnn"
+    assert "1-D convnet" in plan["decisions"]["model.arch"]["reason"]
+    assert plan["derived"]["data.modality"]["value"] == "sequence"
+    assert _read(tmp_path / "run", "profile.json")["splits"]["how"].startswith("stratified")
+    assert (tmp_path / "run" / "mistakes.png").read_bytes().startswith(b"\x89PNG")
+    data.drop(columns="shape").head(20).to_csv(tmp_path / "new.csv", index=False)
+    r = cli("predict", tmp_path / "run", tmp_path / "new.csv", "--out", tmp_path / "p.csv")
+    assert r.returncode == 0, r.stderr
+    pred = pd.read_csv(tmp_path / "p.csv")
+    assert (pred["prediction"] == data["shape"].head(20)).mean() > 0.8
+    data.assign(shape=np.linspace(0, 1, len(data))).to_csv(tmp_path / "reg.csv", index=False)
+    bad_input(cli("train", tmp_path / "reg.csv", "-t", "shape", "--modality", "sequence",
+                  "--out", tmp_path / "x"), "sequence regression is not supported",
+              out=tmp_path / "x")

@@ -64,3 +64,12 @@ def test_keys_of_another_modality_are_refused():
 
         df = pd.DataFrame({"x": range(40), "y": [0, 1] * 20})
         make_plan(profile_table(df, "y"), 30, {"model.blocks": 2})
+
+
+def test_labelled_sequences_get_a_1d_convnet_as_deep_as_the_length_allows():
+    p = make_plan(_profile("sequence", spatial=[60], length=60, channels=1), 200)
+    assert p["model.arch"] == "cnn" and p["model.blocks"] == 3
+    assert "1-D convnet" in p.decisions["model.arch"].reason
+    assert p["augment.enabled"] is False and p["augment.jitter"] == 0.03
+    short = make_plan(_profile("sequence", spatial=[8], length=8, channels=1), 200)
+    assert short["model.blocks"] == 2

@@ -32,7 +32,7 @@ AUDIO_EXT = (".wav",)
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 VAL_SHARE = TEST_SHARE = 0.15  # as for tables
 MEL_FFT = 512  # log_mel's default FFT size
-MODALITIES = ("auto", "table", "image", "volume", "audio", "text", "series")
+MODALITIES = ("auto", "table", "image", "volume", "audio", "text", "series", "sequence")
 
 
 @dataclass
@@ -108,7 +108,45 @@ def load_arrays(source: Any, modality: str, target: str | None, task: str = "aut
     df = load_table(source)
     if modality == "text":
         return _load_text(df, target)
+    if modality == "sequence":
+        return _load_sequences(df, target)
     return _load_series(df, target)
+
+
+def _load_sequences(df: pd.DataFrame, target: str | None,
+                    value_columns: list[str] | None = None) -> ArrayData:
+    """Labelled sequences: one row per sequence, its steps in the numeric columns (in
+    order), the class in ``target``. ``value_columns``: the steps a finished run reads."""
+    if target is None or target not in df.columns:
+        raise DataError(f"give --target, the label column (columns: "
+                        f"{', '.join(map(str, df.columns[:12]))})")
+    df = df[df[target].notna()]
+    steps = value_columns or [c for c in df.columns
+                              if c != target and pd.api.types.is_numeric_dtype(df[c])]
+    if len(steps) < 4:
+        raise DataError(f"a labelled sequence needs its steps as numeric columns, one row per "
+                        f"sequence; found {len(steps)} numeric column(s)")
+    task, why = infer_task(df[target])
+    if task == "regression":
+        raise DataError(f"sequence regression is not supported; '{target}' must hold classes "
+                        "(for a forecast, give a time column and --horizon)")
+    codes, classes = pd.factorize(df[target].astype(str), sort=True)
+    info = {"value_columns": [str(c) for c in steps], "length": len(steps),
+            "spatial": [len(steps)], "channels": 1}
+    return ArrayData("sequence", _steps(df, steps), codes.astype(np.int64), list(classes),
+                     [f"row {i}" for i in df.index], target, task,
+                     f"{why}; each row one sequence of {len(steps)} steps", info)
+
+
+def _steps(df: pd.DataFrame, steps: list) -> np.ndarray:
+    """(N, T, 1) float32 from the step columns; a gap takes its neighbours' line."""
+    lacking = [c for c in steps if c not in df.columns]
+    if lacking:
+        raise DataError(f"the table lacks the step column(s) {', '.join(lacking[:5])}")
+    values = df[steps].astype(float).interpolate(axis=1, limit_direction="both")
+    if values.isna().any().any():
+        raise DataError("some sequences hold no numbers at all; drop those rows")
+    return values.to_numpy(np.float32)[..., None]
 
 
 def load_for_run(source: Any, state: dict[str, Any], labelled: bool) -> ArrayData:
@@ -151,6 +189,14 @@ def load_for_run(source: Any, state: dict[str, Any], labelled: bool) -> ArrayDat
         data = ArrayData(m, df[state["text_column"]].fillna("").astype(str).to_numpy(object),
                          np.asarray(codes, dtype=np.int64), list(classes),
                          [f"row {i}" for i in df.index], target, state["task"], "", {})
+    elif m == "sequence":
+        df = load_table(source)
+        if labelled:
+            data = _load_sequences(df, target, state["value_columns"])
+        else:
+            data = ArrayData(m, _steps(df, state["value_columns"]),
+                             np.zeros(len(df), dtype=np.int64), [""],
+                             [f"row {i}" for i in df.index], target, state["task"], "", {})
     else:
         data = _load_series(load_table(source), target)
         if data.info["value_columns"] != state["value_columns"]:

@@ -54,6 +54,11 @@ class ArrayEncoder:
                          mean=feats.mean((0, 2)).tolist(),
                          std=feats.std((0, 2)).clamp_min(STD_FLOOR).tolist(),
                          frames=int(feats.shape[2]))
+        elif m == "sequence":  # one scale for every step: the shape is the signal
+            mean, std = channel_stats(data.x[train])
+            state.update(mean=mean, std=[max(v, STD_FLOOR) for v in std],
+                         length=int(data.x.shape[1]),
+                         value_columns=data.info["value_columns"])
         elif m == "text":
             from .text import Vocabulary
 
@@ -89,6 +94,8 @@ class ArrayEncoder:
             return [s["n_mels"], s["frames"]]
         if self.modality == "text":
             return [s["max_len"]]
+        if self.modality == "sequence":
+            return [len(s["mean"]), s["length"]]
         return [s["window"], len(s["mean"])]
 
     def encode(self, data: ArrayData, pos: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
@@ -103,6 +110,10 @@ class ArrayEncoder:
             feats = _log_mel(data.x[pos], s["sample_rate"], s["n_mels"])
             mean, std = (torch.tensor(s[k]).view(1, -1, 1) for k in ("mean", "std"))
             return (feats - mean) / std, data.y[pos]
+        if m == "sequence":  # (N, T, F) → standardised (N, F, T): channels first for conv1d
+            mean, std = (torch.tensor(s[k], dtype=torch.float32) for k in ("mean", "std"))
+            x = (torch.from_numpy(np.ascontiguousarray(data.x[pos], np.float32)) - mean) / std
+            return x.transpose(1, 2).contiguous(), data.y[pos]
         if m == "text":
             from .text import Vocabulary
 

@@ -77,10 +77,12 @@ def load_pretrained(path: str | Path, modality: str) -> Pretrained:
     p = Path(path)
     if not p.exists():
         raise DataError(f"--pretrained {path}: no such file or run directory")
-    if modality not in CONV_MODALITIES.values():
-        raise DataError(f"--pretrained works for convnets (image, volume and audio data); "
-                        f"{modality} networks train from scratch")
+    if modality not in (*CONV_MODALITIES.values(), "sequence"):
+        raise DataError("--pretrained works for convnets (image, volume, audio and sequence "
+                        f"data); {modality} networks train from scratch")
     pre = _from_run(p) if p.is_dir() else _from_state_dict(p)
+    if pre.kind == "state_dict" and modality == "sequence" and pre.modality == "audio":
+        pre.modality = modality  # bare 1-D conv weights: sound or labelled sequences alike
     if pre.modality != modality:
         raise DataError(f"--pretrained {path} was trained on {pre.modality} data; this is "
                         f"{modality} data: give a network trained on {modality} data")

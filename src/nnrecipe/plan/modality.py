@@ -18,8 +18,8 @@ from .rules import Ctx, Decision, Rule
 
 __all__ = ["MODALITY_RULES", "ARRAY_MODALITIES", "rules_for"]
 
-ARRAY_MODALITIES = ("image", "volume", "audio", "text", "series")
-CONV_MODALITIES = ("image", "volume", "audio")
+ARRAY_MODALITIES = ("image", "volume", "audio", "text", "series", "sequence")
+CONV_MODALITIES = ("image", "volume", "audio", "sequence")
 MAX_IMAGE_SIDE = 64  # small networks on a CPU: larger images cost time, rarely accuracy here
 LARGE_TEXT = 20_000  # texts from which a transformer beats a recurrent network (the notes)
 
@@ -33,7 +33,9 @@ def modality_rule(ctx: Ctx) -> Decision:
            "volume": "volumes: an .npz of (N, D, H, W[, C])",
            "audio": "sound: WAV files, one folder per class",
            "text": f"text: column '{_inputs(ctx).get('text_column')}' holds free text",
-           "series": f"time series: ordered by '{_inputs(ctx).get('time_column')}'"}
+           "series": f"time series: ordered by '{_inputs(ctx).get('time_column')}'",
+           "sequence": f"labelled sequences: one per row, {_inputs(ctx).get('length')} steps "
+                       "in the numeric columns"}
     return Decision(ctx.profile.modality, why[ctx.profile.modality], "data.modality")
 
 
@@ -48,6 +50,10 @@ def arch_rule(ctx: Ctx) -> Decision:
     if m == "audio":
         return Decision("cnn", "sound → a 1-D convnet over log-mel frames (mel bands as "
                         "channels)", "model.arch_by_modality")
+    if m == "sequence":
+        return Decision("cnn", "labelled sequences → a 1-D convnet: it finds a shape wherever "
+                        "it occurs in the sequence and reads every step at once (the notes: "
+                        "RNNs or 1-D convnets for time series)", "model.arch_by_modality")
     if m == "text" and ctx.n_train >= LARGE_TEXT:
         return Decision("transformer", f"{ctx.n_train} texts: enough for a small transformer "
                         "encoder", "model.arch_by_modality")
@@ -188,7 +194,7 @@ MODALITY_RULES: tuple[tuple[str, Rule, bool, tuple[str, ...]], ...] = (
     ("model.heads", _const(4, "4 attention heads (transformer only)", "model.heads"), False,
      ("text",)),
     ("model.dropout", dropout_rule, False, ARRAY_MODALITIES),
-    ("augment.enabled", augment_rule, False, ("image", "volume", "audio", "series")),
+    ("augment.enabled", augment_rule, False, ("image", "volume", "audio", "series", "sequence")),
     ("augment.shift", _const(0.1, "shift up to 10% of the side", "augment.images"), False,
      ("image",)),
     ("augment.rotation", _const(10.0, "rotate up to 10°", "augment.images"), False,
@@ -199,9 +205,9 @@ MODALITY_RULES: tuple[tuple[str, Rule, bool, tuple[str, ...]], ...] = (
                             "0.5 suits natural photos", "augment.images"), False, ("image",)),
     ("augment.noise", _const(0.0, "no added noise", "augment.images"), False, ("image",)),
     ("augment.jitter", _const(0.03, "noise of 3% of each feature's spread when on",
-                              "augment.series"), False, ("audio", "series")),
+                              "augment.series"), False, ("audio", "series", "sequence")),
     ("augment.scaling", _const(0.1, "loudness scaling by N(1, 0.1) when on",
-                               "augment.audio"), False, ("audio",)),
+                               "augment.audio"), False, ("audio", "sequence")),
 )
 
 # tabular keys that non-tabular plans don't have (their networks choose these themselves)

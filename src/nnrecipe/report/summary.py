@@ -179,6 +179,8 @@ def inputs_phrase(prof: Any) -> str:
         return f"the text in column '{inputs['text_column']}'"
     if modality == "series":
         return "the values that came before (a window of the series)"
+    if modality == "sequence":
+        return f"sequences of {inputs.get('length')} steps"
     return f"{modality} inputs"
 
 
