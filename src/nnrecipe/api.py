@@ -127,24 +127,31 @@ class _Prepared:
     pretrained: Any = None  # transfer learning: models.pretrained.Pretrained
 
 
-def _fit_arrays(data: Source, target: str | None, kind: str, *, task: str,
-                overrides: dict | None, test: Source | None, valid: Source | None,
-                out: str | Path | None, progress: bool, watchers: list, auto_fix: bool,
-                max_repairs: int, preflight: bool, pretrained: Any = None) -> Run:
+def _prepare_any(data: Source, target: str | None, *, task: str, overrides: dict | None,
+                 test: Source | None, valid: Source | None, modality: str = "auto",
+                 pretrained: Any = None) -> _Prepared:
+    """Everything before training, for a table or any other modality (data/arrays.py)."""
+    kind = detect_modality(data, modality, target, (overrides or {}).get("series.horizon"))
+    if kind == "table":
+        if pretrained is not None:
+            raise DataError("--pretrained applies to convnets on images, volumes, sound or "
+                            "sequences; a table's network trains from scratch")
+        if target is None:
+            raise DataError("give --target, the column to predict")
+        return _prepare(data, target, task=task, overrides=overrides, test=test, valid=valid)
     if valid is not None:
         raise DataError(f"--valid applies to tabular data, not {kind} data; the validation "
                         "split is made inside the training data")
-    prep = prepare_arrays(data, target, modality=kind, task=task, overrides=overrides,
+    return prepare_arrays(data, target, modality=kind, task=task, overrides=overrides,
                           prepared=_Prepared, test=test, pretrained=pretrained)
-    with _new_run_dir(out, prep.name) as run_dir:
-        return _train_and_save(prep, run_dir, progress, watchers, auto_fix=auto_fix,
-                               max_repairs=max_repairs, preflight=preflight)
 
 
-def plan(data: Source, target: str, *, task: str = "auto", overrides: dict | None = None,
-         test: Source | None = None, valid: Source | None = None) -> Plan:
+def plan(data: Source, target: str | None = None, *, task: str = "auto",
+         overrides: dict | None = None, test: Source | None = None,
+         valid: Source | None = None, modality: str = "auto") -> Plan:
     """The plan nnrecipe would train with, every decision with its reason; trains nothing."""
-    return _prepare(data, target, task=task, overrides=overrides, test=test, valid=valid).plan
+    return _prepare_any(data, target, task=task, overrides=overrides, test=test, valid=valid,
+                        modality=modality).plan
 
 
 def fit(data: Source, target: str | None = None, *, task: str = "auto",
@@ -158,25 +165,15 @@ def fit(data: Source, target: str | None = None, *, task: str = "auto",
     ``tensorboard``: also log to RUN/tensorboard/ (needs the ``tensorboard`` package).
     ``modality``: auto (a folder of class subfolders: images or WAV sound; an .npz: images
     or volumes; a table with ``series.horizon`` set: a forecast), or one of table, image,
-    volume, audio, text, series. ``pretrained``: a finished convnet run (or its model.pt)
+    volume, audio, text, series, sequence. ``pretrained``: a finished convnet run (or its model.pt)
     to start from; the plan's ``transfer.*`` keys say what is kept, frozen and trained.
 
     Every check on the input happens before the run directory is created, so bad input
     leaves nothing behind."""
     if tensorboard:
         require_tensorboard()  # a missing package stops here, before any work
-    kind = detect_modality(data, modality, target, (overrides or {}).get("series.horizon"))
-    if kind != "table":
-        return _fit_arrays(data, target, kind, task=task, overrides=overrides, test=test,
-                           valid=valid, out=out, progress=progress, watchers=watchers or [],
-                           auto_fix=auto_fix, max_repairs=max_repairs, preflight=preflight,
-                           pretrained=pretrained)
-    if pretrained is not None:
-        raise DataError("--pretrained applies to convnets on images, volumes or sound; a "
-                        "table's network trains from scratch")
-    if target is None:
-        raise DataError("give --target, the column to predict")
-    prep = _prepare(data, target, task=task, overrides=overrides, test=test, valid=valid)
+    prep = _prepare_any(data, target, task=task, overrides=overrides, test=test, valid=valid,
+                        modality=modality, pretrained=pretrained)
     with _new_run_dir(out, prep.name) as run_dir:
         if tensorboard:
             watchers = [*(watchers or []), TensorBoardWatcher(run_dir / "tensorboard")]
@@ -184,15 +181,18 @@ def fit(data: Source, target: str | None = None, *, task: str = "auto",
                                max_repairs=max_repairs, preflight=preflight)
 
 
-def diagnose(data: Source, target: str, *, task: str = "auto", overrides: dict | None = None,
-             test: Source | None = None, valid: Source | None = None,
-             out: str | Path | None = None, probe_epochs: int = 5, progress: bool = False,
-             preflight: bool = True) -> Run:
+def diagnose(data: Source, target: str | None = None, *, task: str = "auto",
+             overrides: dict | None = None, test: Source | None = None,
+             valid: Source | None = None, out: str | Path | None = None,
+             probe_epochs: int = 5, progress: bool = False, preflight: bool = True,
+             modality: str = "auto") -> Run:
     """The doctor on its own: data and configuration checks, pre-flight, and a short probe
     training (``probe_epochs``) under the live monitors; nothing is trained to completion.
-    Writes plan.yaml, profile.json, metrics.jsonl and findings.json."""
-    prep = _prepare(data, target, task=task, overrides={**(overrides or {}),
-                    "train.max_epochs": probe_epochs}, test=test, valid=valid)
+    Writes plan.yaml, profile.json, metrics.jsonl and findings.json. ``modality``: as in
+    :func:`fit`."""
+    prep = _prepare_any(data, target, task=task, overrides={
+        **(overrides or {}), "train.max_epochs": probe_epochs}, test=test, valid=valid,
+        modality=modality)
     with _new_run_dir(out, prep.name) as run_dir:
         x_tr, y_tr, x_va, y_va, val_metrics = _write_inputs(prep, run_dir)
         outcome = train_with_doctor(prep, (x_tr, y_tr), (x_va, y_va), val_metrics=val_metrics,
@@ -204,12 +204,14 @@ def diagnose(data: Source, target: str, *, task: str = "auto", overrides: dict |
                    outcome.history, path=run_dir, findings=findings)
 
 
-def find_lr(data: Source, target: str, *, task: str = "auto", overrides: dict | None = None,
-            out: str | Path | None = None) -> tuple[LRFindResult, Path]:
+def find_lr(data: Source, target: str | None = None, *, task: str = "auto",
+            overrides: dict | None = None, out: str | Path | None = None,
+            modality: str = "auto") -> tuple[LRFindResult, Path]:
     """The LR range test for the network nnrecipe plans for this data (trains nothing to
     keep). Writes plan.yaml, profile.json, lr_find.json and lr_find.png; returns the result
-    and the run directory."""
-    prep = _prepare(data, target, task=task, overrides=overrides, test=None, valid=None)
+    and the run directory. ``modality``: as in :func:`fit`."""
+    prep = _prepare_any(data, target, task=task, overrides=overrides, test=None, valid=None,
+                        modality=modality)
     with _new_run_dir(out, prep.name) as run_dir:
         x_tr, y_tr, *_ = _write_inputs(prep, run_dir)
         result = run_range_test(prep.plan, prep.model, make_loss(prep.plan["loss.name"]),

@@ -33,6 +33,16 @@ SetOpt = Annotated[list[str] | None, typer.Option(
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed (same seed, same numbers).")]
 TaskOpt = Annotated[str, typer.Option(help="auto | binary | multiclass | regression.")]
 TargetOpt = Annotated[str, typer.Option("--target", "-t", help="Column to predict.")]
+AnyTargetOpt = Annotated[str | None, typer.Option(
+    "--target", "-t", help="Column to predict (not needed for folders and .npz).")]
+ModalityOpt = Annotated[str, typer.Option(
+    help="auto | table | image | volume | audio | text | series | sequence. auto: a "
+         "folder is images or sound, an .npz images or volumes, a table with --horizon a "
+         "series. sequence: one labelled sequence per row, its steps in the columns.")]
+HorizonOpt = Annotated[int | None, typer.Option(
+    help="Time series: forecast this many steps ahead (makes the table a series).")]
+WindowOpt = Annotated[int | None, typer.Option(
+    help="Time series: steps of history the forecaster sees [default: by rule].")]
 DataArg = Annotated[Path, typer.Argument(help="A CSV or Parquet table.", show_default=False)]
 RunArg = Annotated[Path, typer.Argument(help="A finished run directory.")]
 TestOpt = Annotated[Path | None, typer.Option(
@@ -66,9 +76,7 @@ def train(
         help="A CSV or Parquet table; a folder with one subfolder per class of images (PNG, "
              "JPEG) or WAV sound; or an .npz with x (images or volumes) and y.",
         show_default=False)],
-    target: Annotated[str | None, typer.Option(
-        "--target", "-t", help="Column to predict (not needed for folders and .npz).")] = None,
-    test: TestOpt = None, valid: ValidOpt = None,
+    target: AnyTargetOpt = None, test: TestOpt = None, valid: ValidOpt = None,
     task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
     max_epochs: EpochsOpt = None, quiet: QuietOpt = False,
     auto_fix: Annotated[bool, typer.Option(
@@ -81,15 +89,7 @@ def train(
         "--tensorboard", help="Also log losses, metrics, LR, weight and gradient histograms "
         "and the graph to RUN/tensorboard/ (needs: pip install 'nnrecipe[tensorboard]').")
     ] = False,
-    modality: Annotated[str, typer.Option(
-        help="auto | table | image | volume | audio | text | series | sequence. auto: a "
-             "folder is images or sound, an .npz images or volumes, a table with --horizon a "
-             "series. sequence: one labelled sequence per row, its steps in the columns.")
-    ] = "auto",
-    horizon: Annotated[int | None, typer.Option(
-        help="Time series: forecast this many steps ahead (makes the table a series).")] = None,
-    window: Annotated[int | None, typer.Option(
-        help="Time series: steps of history the forecaster sees [default: by rule].")] = None,
+    modality: ModalityOpt = "auto", horizon: HorizonOpt = None, window: WindowOpt = None,
     pretrained: Annotated[Path | None, typer.Option(
         help="Transfer learning: a finished convnet run directory (or its model.pt) to "
              "start from. The strategy (freeze / early / fine_tune / retrain) follows the "
@@ -100,10 +100,7 @@ def train(
     evaluate it against a dumb baseline, and write the run directory with report.html and
     summary.md."""
     overrides = _overrides(set_, seed, max_epochs)
-    overrides.update({k: v for k, v in (("series.horizon", horizon), ("series.window", window))
-                      if v is not None})
-    if window is not None and horizon is None and modality == "auto":
-        modality = "series"
+    modality = _series_options(overrides, modality, horizon, window)
     run = api.fit(data, target, task=task, overrides=overrides, test=test, valid=valid, out=out,
                   progress=not quiet, auto_fix=auto_fix, max_repairs=max_repairs,
                   preflight=preflight, tensorboard=tensorboard, modality=modality,
@@ -121,19 +118,31 @@ def train(
     _exit_if_strict(run.findings, strict)
 
 
+def _series_options(overrides: dict, modality: str, horizon: int | None,
+                    window: int | None) -> str:
+    """--horizon/--window into the plan's series keys; --window alone means a series."""
+    overrides.update({k: v for k, v in (("series.horizon", horizon), ("series.window", window))
+                      if v is not None})
+    return "series" if window is not None and horizon is None and modality == "auto" \
+        else modality
+
+
 @app.command()
 def doctor(
-    data: DataArg, target: TargetOpt, test: TestOpt = None, valid: ValidOpt = None,
+    data: DataArg, target: AnyTargetOpt = None, test: TestOpt = None, valid: ValidOpt = None,
     task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
     epochs: Annotated[int, typer.Option(help="Epochs of the probe training.")] = 5,
     quiet: QuietOpt = False, preflight: PreflightOpt = True, strict: StrictOpt = False,
+    modality: ModalityOpt = "auto", horizon: HorizonOpt = None, window: WindowOpt = None,
 ) -> None:
     """Check the data and the configuration, run the pre-flight checks and a short probe
     training under the live monitors, and print the findings with their advice. Trains
     nothing to completion. Exit 0 even with findings (3 with --strict and an error)."""
-    run = api.diagnose(data, target, task=task, overrides=_overrides(set_, seed, None),
-                       test=test, valid=valid, out=out, probe_epochs=epochs,
-                       progress=not quiet, preflight=preflight)
+    overrides = _overrides(set_, seed, None)
+    modality = _series_options(overrides, modality, horizon, window)
+    run = api.diagnose(data, target, task=task, overrides=overrides, test=test, valid=valid,
+                       out=out, probe_epochs=epochs, progress=not quiet, preflight=preflight,
+                       modality=modality)
     if quiet:
         print(run.path)
     else:
@@ -143,10 +152,13 @@ def doctor(
 
 
 @app.command()
-def plan(data: DataArg, target: TargetOpt, task: TaskOpt = "auto", set_: SetOpt = None,
-         seed: SeedOpt = None) -> None:
+def plan(data: DataArg, target: AnyTargetOpt = None, task: TaskOpt = "auto",
+         set_: SetOpt = None, seed: SeedOpt = None, modality: ModalityOpt = "auto",
+         horizon: HorizonOpt = None, window: WindowOpt = None) -> None:
     """Print the plan, every decision with its reason and rule; train nothing."""
-    p = api.plan(data, target, task=task, overrides=_overrides(set_, seed, None))
+    overrides = _overrides(set_, seed, None)
+    modality = _series_options(overrides, modality, horizon, window)
+    p = api.plan(data, target, task=task, overrides=overrides, modality=modality)
     table = Table(title="Plan", show_lines=False)
     for col in ("key", "value", "reason", "rule"):
         table.add_column(col, overflow="fold")
@@ -242,13 +254,17 @@ def _mean(values: list[float]) -> float:
 
 
 @app.command("lr-find")
-def lr_find(data: DataArg, target: TargetOpt, task: TaskOpt = "auto", set_: SetOpt = None,
-            out: OutDirOpt = None, seed: SeedOpt = None, quiet: QuietOpt = False) -> None:
+def lr_find(data: DataArg, target: AnyTargetOpt = None, task: TaskOpt = "auto",
+            set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
+            quiet: QuietOpt = False, modality: ModalityOpt = "auto",
+            horizon: HorizonOpt = None, window: WindowOpt = None) -> None:
     """LR range test: sweep the learning rate exponentially (1e-7 to 10) on the planned
     network, stop when the loss diverges, and suggest a rate (then use it with
     --set optimizer.lr=VALUE, or let `train --set optimizer.lr=auto` run this first)."""
-    result, run_dir = api.find_lr(data, target, task=task,
-                                  overrides=_overrides(set_, seed, None), out=out)
+    overrides = _overrides(set_, seed, None)
+    modality = _series_options(overrides, modality, horizon, window)
+    result, run_dir = api.find_lr(data, target, task=task, overrides=overrides, out=out,
+                                  modality=modality)
     if quiet:
         print(result.suggestion)
         return

@@ -215,3 +215,23 @@ def test_labelled_sequences_get_a_1d_convnet_that_beats_the_majority(cli, tmp_pa
     bad_input(cli("train", tmp_path / "reg.csv", "-t", "shape", "--modality", "sequence",
                   "--out", tmp_path / "x"), "sequence regression is not supported",
               out=tmp_path / "x")
+
+
+def test_the_doctor_lr_find_and_plan_commands_take_non_tabular_data(cli, tmp_path):
+    sequences(n=120).to_csv(tmp_path / "seq.csv", index=False)
+    args = [tmp_path / "seq.csv", "-t", "shape", "--modality", "sequence"]
+    r = cli("doctor", *args, "--epochs", "2", "--out", tmp_path / "doc", "-q")
+    assert r.returncode == 0, r.stderr
+    assert isinstance(_read(tmp_path / "doc", "findings.json"), list)
+    assert len((tmp_path / "doc" / "metrics.jsonl").read_text().splitlines()) == 2
+    layers = _read(tmp_path / "doc", "monitor.json")["samples"][0]["grad_norm"]
+    assert any(k.startswith("blocks.0.conv1") for k in layers)  # the convnet is watched
+    r = cli("lr-find", *args, "--out", tmp_path / "lr", "-q")
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout.strip()) == _read(tmp_path / "lr", "lr_find.json")["suggestion"]
+    r = cli("plan", *args)
+    assert r.returncode == 0 and "1-D convnet" in r.stdout
+    r = cli("train", *args, "--max-epochs", "2", "--tensorboard", "--out", tmp_path / "tb",
+            "-q")
+    assert r.returncode == 0, r.stderr
+    assert any((tmp_path / "tb" / "tensorboard").iterdir())
