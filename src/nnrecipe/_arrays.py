@@ -74,6 +74,11 @@ def prepare_arrays(source: Any, target: str | None, *, modality: str, task: str,
     the_plan = add_parameter_count(the_plan, n_params, len(splits.train))
     prep = prepared(the_plan, profile, enc, model, splits, table_name(source), given)
     prep.data, prep.augment, prep.pretrained = data, _augment(the_plan), pre
+    if modality == "text":  # batches of similar length carry little padding
+        from .data.text import length_order, tokenize
+
+        lengths = [min(len(tokenize(t)), the_plan["text.max_len"]) for t in data.x[splits.train]]
+        prep.order = length_order(lengths)
     return prep
 
 

@@ -78,7 +78,8 @@ def train_with_doctor(prep: Any, train: tuple, val: tuple, *, val_metrics: Any, 
                                 run_dir=run_dir,
                                 progress=progress, resume=out.history,
                                 tag={"attempt": len(out.repairs)} if auto_fix else None,
-                                augment=getattr(prep, "augment", None))
+                                augment=getattr(prep, "augment", None),
+                                order=getattr(prep, "order", None))
         trained = True
         out.findings += monitor.findings
         out.layer_log += [{**s, "attempt": len(out.repairs)} for s in monitor.layer_log]

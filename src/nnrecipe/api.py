@@ -125,6 +125,7 @@ class _Prepared:
     data: Any = None  # non-tabular data: the loaded samples (data/arrays.py)
     augment: Any = None  # applied to training batches (images, series)
     pretrained: Any = None  # transfer learning: models.pretrained.Pretrained
+    order: Any = None  # each epoch's order of the training rows (text: batches by length)
 
 
 def _prepare_any(data: Source, target: str | None, *, task: str, overrides: dict | None,

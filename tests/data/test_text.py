@@ -74,3 +74,24 @@ def test_choose_max_len():
     assert choose_max_len([5000] * 10) == MAX_MAX_LEN
     assert choose_max_len([]) == MIN_MAX_LEN
     assert token_counts(["a b c", "", None, "x!"]).tolist() == [3, 0, 0, 2]
+
+
+def test_length_order_makes_batches_of_similar_length_in_random_order():
+    import torch
+
+    from nnrecipe.data.text import length_order
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 200, size=1003)
+    order = length_order(lengths, pool_batches=10)
+    perm = order(torch.Generator().manual_seed(0), 16)
+    assert sorted(perm.tolist()) == list(range(1003))  # every row once
+    spans = [np.ptp(lengths[perm[i:i + 16].numpy()]) for i in range(0, 1003 - 3, 16)]
+    random_spans = [np.ptp(lengths[i:i + 16]) for i in range(0, 1003 - 3, 16)]
+    assert np.mean(spans) < 0.25 * np.mean(random_spans)  # far less padding per batch
+    firsts = [lengths[perm[i]] for i in range(0, 1000, 16)]
+    assert not np.all(np.diff(firsts) >= 0)  # the batches are shuffled, not sorted
+    tail = lengths[perm[-(1003 % 16):].numpy()]  # the short batch (11 rows) comes last,
+    assert np.all(np.diff(tail) >= 0)               # sorted within its pool like the rest
+    again = order(torch.Generator().manual_seed(0), 16)
+    assert torch.equal(perm, again)  # the shuffling generator decides everything

@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..errors import DataError
 
@@ -135,3 +136,27 @@ def choose_max_len(lengths: Sequence[int]) -> int:
         return MIN_MAX_LEN
     p95 = math.ceil(float(np.percentile(np.asarray(lengths, dtype=np.float64), 95)))
     return int(min(MAX_MAX_LEN, max(MIN_MAX_LEN, p95)))
+
+
+def length_order(lengths: Any, pool_batches: int = 50
+                 ) -> Callable[[torch.Generator, int], torch.Tensor]:
+    """An epoch order in which each run of ``batch_size`` rows holds texts of similar
+    length, so a batch carries little padding (the bucket iterators of torchtext and
+    AllenNLP). Each epoch: shuffle; cut into pools of ``pool_batches`` batches; sort each
+    pool by length; cut it into batches; shuffle the full batches, the short one last (the
+    loop slices at multiples of ``batch_size``)."""
+    lengths = torch.as_tensor(np.asarray(lengths), dtype=torch.long)
+
+    def order(gen: torch.Generator, batch_size: int) -> torch.Tensor:
+        perm = torch.randperm(len(lengths), generator=gen)
+        pool = batch_size * pool_batches
+        batches: list[torch.Tensor] = []
+        for i in range(0, len(perm), pool):
+            chunk = perm[i:i + pool]
+            batches += list(chunk[torch.argsort(lengths[chunk], stable=True)].split(batch_size))
+        full = [b for b in batches if len(b) == batch_size]
+        short = [b for b in batches if len(b) < batch_size]
+        shuffled = [full[j] for j in torch.randperm(len(full), generator=gen)]
+        return torch.cat(shuffled + short) if batches else perm
+
+    return order

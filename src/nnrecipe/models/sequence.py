@@ -43,6 +43,7 @@ class RecurrentNet(nn.Module):
         """(N, L) ids or (N, L, F) floats → one vector per sequence (N, directions·hidden)."""
         if self.embedding is not None:
             lengths = _lengths(x, self.pad_id)
+            x = x[:, :int(lengths.max())]  # a batch of short texts: drop the padding columns
             # Packing makes the RNN stop at each row's true end, so the final state is
             # that of the last real token, not of the padding after it (and the backward
             # direction starts at the real end).
@@ -134,6 +135,8 @@ class TransformerNet(nn.Module):
                             f"{self.max_len} positions; use --set text.max_len={self.max_len} "
                             f"to truncate them, or build it with max_len={length}")
         keep = tokens != self.pad_id  # (N, L)
+        longest = int(_lengths(tokens, self.pad_id).max())  # padding after it: not needed
+        tokens, keep, length = tokens[:, :longest], keep[:, :longest], longest
         # An all-pad row would mask every key and give NaN: let it read its first token.
         keep[:, 0] |= ~keep.any(dim=1)
         positions = torch.arange(length, device=tokens.device)

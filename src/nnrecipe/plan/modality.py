@@ -175,6 +175,9 @@ MODALITY_RULES: tuple[tuple[str, Rule, bool, tuple[str, ...]], ...] = (
     ("text.max_len", max_len_rule, False, ("text",)),
     ("text.min_freq", _const(2, "a word seen once gets the 'unknown' id: it cannot be "
                              "learned from one example", "text.min_freq"), False, ("text",)),
+    ("text.batching", _const("by_length", "each batch holds texts of similar length, in "
+                             "random batch order: little padding to read or mask",
+                             "text.bucket_by_length"), True, ("text",)),
     ("audio.n_mels", _const(40, "40 log-mel bands: the usual resolution for speech",
                             "audio.log_mel"), False, ("audio",)),
     ("model.arch", arch_rule, False, ARRAY_MODALITIES),

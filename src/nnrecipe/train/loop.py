@@ -71,14 +71,17 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
         main_metric: str | None = None, watchers: Sequence[Watcher] = (),
         run_dir: Path | None = None, progress: bool = True, resume: History | None = None,
         tag: dict[str, Any] | None = None,
-        augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> History:
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        order: Callable[[torch.Generator, int], torch.Tensor] | None = None) -> History:
     """Train ``model`` in place by ``plan``; return the history. ``train``/``val`` are
     (x, y) tensors already shaped for ``loss_fn``.
 
     ``resume``: a history to continue (after a repair): epochs are numbered on from it and
     ``plan["train.max_epochs"]`` stays the total budget; the best weights are tracked
     afresh. ``tag``: fields added to every epoch's log line (e.g. the repair attempt).
-    ``augment``: applied to each training batch's inputs (never to validation)."""
+    ``augment``: applied to each training batch's inputs (never to validation).
+    ``order(generator, batch_size)``: each epoch's order of the training rows (by default
+    a random permutation; text: batches by length, data/text.length_order)."""
     torch.manual_seed(plan["seed"])  # dropout / RReLU draws
     gen = torch.Generator().manual_seed(plan["seed"])  # shuffling
     optimizer = make_optimizer(plan, parameter_groups(model, plan))  # transfer: per-group lr
@@ -123,7 +126,7 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
             lr_used = optimizer.param_groups[0]["lr"]  # for one_cycle: at the epoch's first step
             model.train()
             # 1. one gather per epoch; batches below are contiguous views
-            perm = torch.randperm(n, generator=gen)
+            perm = order(gen, bs) if order is not None else torch.randperm(n, generator=gen)
             xs, ys = x[perm], y[perm]                       # (N, F), (N,) or (N, k)
             total = torch.zeros(())
             for k, i in enumerate(range(0, n_used, bs), start=1):
