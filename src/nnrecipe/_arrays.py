@@ -117,6 +117,13 @@ def _augment(plan: Any) -> Any:
                             zoom=(1 - z, 1 + z), shear=plan["augment.shear"],
                             flip=plan["augment.flip"], noise=plan["augment.noise"],
                             seed=plan["seed"])
+    if kind == "volume":
+        from .data.augment import VolumeAugment
+
+        z = plan["augment.zoom"]
+        return VolumeAugment(shift=plan["augment.shift"], rotation=plan["augment.rotation"],
+                             zoom=(1 - z, 1 + z), flip=plan["augment.flip"],
+                             noise=plan["augment.noise"], seed=plan["seed"])
     if kind == "series":  # jitter only: scaling the inputs would need the targets scaled too
         return SeriesAugment(jitter=plan["augment.jitter"], seed=plan["seed"])
     if kind in ("audio", "sequence"):  # (N, channels, steps) → (N, steps, channels) and back

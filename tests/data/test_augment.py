@@ -3,7 +3,7 @@ import time
 import pytest
 import torch
 
-from nnrecipe.data.augment import ImageAugment, SeriesAugment
+from nnrecipe.data.augment import ImageAugment, SeriesAugment, VolumeAugment
 from nnrecipe.errors import PlanError
 
 
@@ -135,3 +135,45 @@ def test_series_scaling_uses_one_factor_per_window_and_scales_targets_too():
     assert SeriesAugment(jitter=0.5, enabled=False)(x) is x
     assert SeriesAugment(jitter=0.1, scale=0.2).to_dict() == {
         "enabled": True, "seed": 0, "jitter": 0.1, "scale": 0.2, "feature_std": None}
+
+
+# ---- volumes ---------------------------------------------------------------------------------
+def _blob(d=12, h=14, w=16, at=(6.0, 7.0, 8.0)):
+    z, y, x = torch.meshgrid(torch.arange(d), torch.arange(h), torch.arange(w), indexing="ij")
+    r2 = (z - at[0]) ** 2 + (y - at[1]) ** 2 + (x - at[2]) ** 2
+    return torch.exp(-r2 / 4.0)[None, None].float()  # (1, 1, D, H, W)
+
+
+def _centre(v):
+    d, h, w = v.shape[-3:]
+    z, y, x = torch.meshgrid(torch.arange(d), torch.arange(h), torch.arange(w), indexing="ij")
+    m = v[0, 0]
+    return torch.stack([(m * c).sum() / m.sum() for c in (z, y, x)])
+
+
+def test_volume_shift_moves_the_content_by_the_sampled_voxels():
+
+    vol = _blob()
+    aug = VolumeAugment(shift=0.15, seed=3)
+    theta = VolumeAugment(shift=0.15, seed=3).theta(1, 12, 14, 16)  # the same draw
+    out = aug(vol)
+    t_vox = -theta[0, :, 3] * torch.tensor([16 / 2, 14 / 2, 12 / 2])  # x, y, z in voxels
+    moved = _centre(out) - _centre(vol)  # z, y, x
+    torch.testing.assert_close(moved, t_vox.flip(0), atol=0.1, rtol=0)
+    assert float(t_vox.abs().max()) > 0.5  # it did move
+
+
+def test_volume_rotation_stays_in_its_slices_and_flip_and_seeds_are_exact():
+
+    vol = _blob()
+    out = VolumeAugment(rotation=40, seed=0)(vol)
+    # a rotation in the height-width plane keeps each depth slice's mass on that slice
+    torch.testing.assert_close(out[0, 0].sum((1, 2)), vol[0, 0].sum((1, 2)), atol=0.05,
+                               rtol=0.05)
+    assert not torch.allclose(out, vol, atol=1e-3)
+    assert torch.equal(VolumeAugment(flip=1.0)(vol), vol.flip(-1))
+    assert torch.equal(VolumeAugment()(vol), vol)  # nothing asked, nothing changed
+    a = VolumeAugment(shift=0.1, rotation=10, zoom=(0.9, 1.1), noise=0.1, seed=7)
+    b = VolumeAugment(shift=0.1, rotation=10, zoom=(0.9, 1.1), noise=0.1, seed=7)
+    batch = vol.repeat(4, 1, 1, 1, 1)
+    assert torch.equal(a(batch), b(batch))

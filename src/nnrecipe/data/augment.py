@@ -1,5 +1,5 @@
-"""Training-time augmentation in plain torch: random affine for images, jitter and scaling
-for series. Each augmenter owns a seeded ``torch.Generator``, so a run with the same seed
+"""Training-time augmentation in plain torch: random affine for images and volumes, jitter
+and scaling for series. Each augmenter owns a seeded ``torch.Generator``, so a run with the same seed
 sees the same augmented batches; ``to_dict`` gives the settings as JSON.
 
 Apply them to training batches only; evaluation sees the data as it is.
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..errors import PlanError
 
-__all__ = ["ImageAugment", "SeriesAugment"]
+__all__ = ["ImageAugment", "SeriesAugment", "VolumeAugment"]
 
 
 class _Augment:
@@ -152,6 +152,68 @@ class ImageAugment(_Augment):
         elif self.flip:  # a flip alone needs no resampling
             mask = (self._rand(len(x)) < self.flip).to(x.device)
             x = torch.where(mask[:, None, None, None], x.flip(-1), x)
+        if self.noise:
+            x = x + self.noise * self._randn_like(x)
+        return x
+
+
+class VolumeAugment(_Augment):
+    """One random 3-D affine per volume (shift along each axis, rotation in the height-width
+    plane, zoom), an optional left-right flip, then Gaussian noise, on (N, C, D, H, W);
+    trilinear resampling, zeros moved in from outside (the channel mean after
+    normalisation). Settings as :class:`ImageAugment`'s."""
+
+    _fields = ("shift", "rotation", "zoom", "flip", "noise")
+
+    def __init__(self, shift: float = 0.0, rotation: float = 0.0,
+                 zoom: tuple[float, float] = (1.0, 1.0), flip: float = 0.0,
+                 noise: float = 0.0, enabled: bool = True, seed: int = 0):
+        super().__init__(enabled, seed)
+        self.shift = _check("shift", shift, 0.0, 1.0)
+        self.rotation = _check("rotation", rotation, 0.0, 180.0)
+        self.flip = _check("flip", flip, 0.0, 1.0)
+        self.noise = _check("noise", noise, 0.0)
+        lo, hi = (float(v) for v in zoom)
+        if not 0 < lo <= hi:
+            raise PlanError(f"augmentation zoom must be (min, max) with 0 < min <= max, "
+                            f"got {tuple(zoom)}")
+        self.zoom = (lo, hi)
+
+    def theta(self, n: int, d: int, h: int, w: int) -> torch.Tensor:
+        """(N, 3, 4) for affine_grid, as ImageAugment._theta in three dimensions: the move
+        L = zoom · rotate(height-width plane), shift t (voxels), sampled through
+        P^-1 L^-1 P and -P^-1 L^-1 t with P = diag(w/2, h/2, d/2) (x, y, z order)."""
+        def spread(limit: float) -> torch.Tensor:
+            return (self._rand(n) * 2 - 1) * limit
+
+        a = torch.deg2rad(spread(self.rotation))
+        lo, hi = self.zoom
+        zoom = lo + self._rand(n) * (hi - lo)
+        lin = torch.zeros(n, 3, 3, dtype=torch.float64)
+        lin[:, 0, 0], lin[:, 0, 1] = torch.cos(a), -torch.sin(a)
+        lin[:, 1, 0], lin[:, 1, 1] = torch.sin(a), torch.cos(a)
+        lin[:, 2, 2] = 1.0
+        lin = lin * zoom[:, None, None]
+        p = torch.tensor([w / 2, h / 2, d / 2], dtype=torch.float64)
+        t = torch.stack([spread(self.shift) * w, spread(self.shift) * h,
+                         spread(self.shift) * d], -1)
+        inv = torch.linalg.inv(lin)
+        lin_n = inv * p[None, None, :] / p[None, :, None]
+        t_n = -(inv @ t[:, :, None])[:, :, 0] / p
+        return torch.cat([lin_n, t_n[:, :, None]], dim=2).float()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled or len(x) == 0:
+            return x
+        if self.flip:
+            mask = (self._rand(len(x)) < self.flip).to(x.device)
+            x = torch.where(mask[:, None, None, None, None], x.flip(-1), x)
+        if self.shift or self.rotation or self.zoom != (1.0, 1.0):
+            n, _, d, h, w = x.shape
+            theta = self.theta(n, d, h, w).to(device=x.device, dtype=x.dtype)
+            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
+                              align_corners=False)  # 5-D input: trilinear
         if self.noise:
             x = x + self.noise * self._randn_like(x)
         return x

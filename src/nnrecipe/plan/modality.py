@@ -135,7 +135,9 @@ def augment_rule(ctx: Ctx) -> Decision:
         return Decision(True, "small shifts, rotations, zooms and shears make more training "
                         "images; off during the pre-flight overfit check", "augment.images")
     if m == "volume":
-        return Decision(False, "no 3-D augmentation is built in", "augment.volumes")
+        return Decision(True, "small 3-D shifts, in-plane rotations and zooms make more "
+                        "training volumes; off during the pre-flight overfit check",
+                        "augment.volumes")
     return Decision(False, "augmentation off: the values themselves carry the signal; turn "
                     "on with augment.enabled=true (jitter, scaling)", "augment.off")
 
@@ -199,14 +201,14 @@ MODALITY_RULES: tuple[tuple[str, Rule, bool, tuple[str, ...]], ...] = (
     ("model.dropout", dropout_rule, False, ARRAY_MODALITIES),
     ("augment.enabled", augment_rule, False, ("image", "volume", "audio", "series", "sequence")),
     ("augment.shift", _const(0.1, "shift up to 10% of the side", "augment.images"), False,
-     ("image",)),
+     ("image", "volume")),
     ("augment.rotation", _const(10.0, "rotate up to 10°", "augment.images"), False,
-     ("image",)),
-    ("augment.zoom", _const(0.1, "zoom by up to 10%", "augment.images"), False, ("image",)),
+     ("image", "volume")),
+    ("augment.zoom", _const(0.1, "zoom by up to 10%", "augment.images"), False, ("image", "volume")),
     ("augment.shear", _const(5.0, "shear up to 5°", "augment.images"), False, ("image",)),
     ("augment.flip", _const(0.0, "no flips: they change the meaning of digits and text; "
-                            "0.5 suits natural photos", "augment.images"), False, ("image",)),
-    ("augment.noise", _const(0.0, "no added noise", "augment.images"), False, ("image",)),
+                            "0.5 suits natural photos", "augment.images"), False, ("image", "volume")),
+    ("augment.noise", _const(0.0, "no added noise", "augment.images"), False, ("image", "volume")),
     ("augment.jitter", _const(0.03, "noise of 3% of each feature's spread when on",
                               "augment.series"), False, ("audio", "series", "sequence")),
     ("augment.scaling", _const(0.1, "loudness scaling by N(1, 0.1) when on",
