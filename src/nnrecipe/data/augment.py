@@ -1,6 +1,6 @@
 """Training-time augmentation in plain torch: random affine for images and volumes, jitter
-and scaling for series. Each augmenter owns a seeded ``torch.Generator``, so a run with the same seed
-sees the same augmented batches; ``to_dict`` gives the settings as JSON.
+and scaling for series. Each augmenter owns a seeded ``torch.Generator``, so a run with the
+same seed sees the same augmented batches; ``to_dict`` gives the settings as JSON.
 
 Apply them to training batches only; evaluation sees the data as it is.
 """

@@ -16,7 +16,7 @@ import torch
 
 from ..plan import Plan
 from .findings import Finding
-from .preflight import run_preflight
+from .preflight import MAX_ROWS, run_preflight
 from .rules.after import AfterEvidence, check_after, find_label_issues
 from .rules.config import check_config, config_evidence_from_plan
 from .rules.data import DataEvidence, check_data
@@ -57,7 +57,11 @@ def before_training(plan: Plan, profile: Any, pre: Any, model: torch.nn.Module,
     if preflight:
         rows = torch.randperm(len(x), generator=torch.Generator().manual_seed(plan["seed"]))
         rows = rows[:PREFLIGHT_ROWS]
-        findings += run_preflight(model, loss_fn, make_optimizer, x[rows], y[rows],
+        x = x[rows]
+        if getattr(model, "frozen", 0):  # transfer: run the frozen blocks once, not per step
+            model, x = model.trainable_part(x[:MAX_ROWS])
+            rows = rows[:MAX_ROWS]
+        findings += run_preflight(model, loss_fn, make_optimizer, x, y[rows],
                                   task=plan["task"], class_priors=_priors(profile),
                                   lr=plan["optimizer.lr"], seed=plan["seed"])
     return findings

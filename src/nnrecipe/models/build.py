@@ -33,6 +33,10 @@ def _build(plan: Plan, inputs: Any) -> nn.Module:
 
     arch, shape = plan["model.arch"], inputs.input_shape
     n_out, dropout = plan["model.n_outputs"], plan["model.dropout"]
+    if arch.startswith("efficientnet"):  # a packaged pretrained network (models/packaged.py)
+        from .packaged import build_packaged
+
+        return build_packaged(arch, n_out, dropout)
     if arch == "cnn":  # shape: (channels, *spatial)
         return build_cnn(dims=len(shape) - 1, in_channels=shape[0], input_size=tuple(shape[1:]),
                          n_outputs=n_out, blocks=plan["model.blocks"],

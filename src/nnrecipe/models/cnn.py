@@ -140,6 +140,27 @@ class ConvNet(nn.Module):
                 p.requires_grad_(i >= n)
         self.train(self.training)
 
+    @torch.no_grad()
+    def trainable_part(self, x: torch.Tensor, chunk: int = 64
+                       ) -> tuple[ConvNet, torch.Tensor]:
+        """(the blocks after the frozen ones with the head, the frozen blocks' output for
+        ``x``): frozen blocks are a fixed function, so whoever trains on the same rows many
+        times (the pre-flight checks) can run them once. Shares the modules."""
+        frozen = list(self.blocks[:self.frozen])
+        was = [b.training for b in frozen]
+        for b in frozen:
+            b.eval()
+        out = []
+        for i in range(0, len(x), chunk):
+            h = x[i:i + chunk]
+            for block in frozen:
+                h = block(h)
+            out.append(h)
+        for b, mode in zip(frozen, was, strict=True):
+            b.train(mode)
+        rest = ConvNet(list(self.blocks[self.frozen:]), self.head)
+        return rest, torch.cat(out) if out else x
+
     def train(self, mode: bool = True) -> ConvNet:
         super().train(mode)
         for block in self.blocks[:self.frozen]:

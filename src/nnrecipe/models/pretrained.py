@@ -51,7 +51,7 @@ class Pretrained:
     """Weights and what is known about the network they came from."""
 
     source: str
-    kind: str  # "run" or "state_dict"
+    kind: str  # "run", "state_dict" or "package"
     modality: str
     state: dict[str, torch.Tensor]
     arch: dict[str, Any]  # plan keys of the source network's architecture
@@ -63,7 +63,9 @@ class Pretrained:
         has one filter per input channel)."""
         if "blocks.0.conv1.0.weight" in self.state:
             return int(self.state["blocks.0.conv1.0.weight"].shape[0])
-        return int(self.state["blocks.0.conv1.weight"].shape[1])
+        first = "blocks.0.conv1.weight" if "blocks.0.conv1.weight" in self.state else \
+            "blocks.0.conv.weight"  # a packaged network's stem
+        return int(self.state[first].shape[1])
 
     def describe(self) -> dict[str, Any]:
         """What the plan rules and profile.json see."""
@@ -74,9 +76,14 @@ class Pretrained:
 def load_pretrained(path: str | Path, modality: str) -> Pretrained:
     """Read a run directory or a state-dict file; DataError when it cannot serve
     ``modality`` data."""
+    from .packaged import PACKAGED, load_packaged
+
+    if str(path) in PACKAGED:
+        return load_packaged(str(path), modality)
     p = Path(path)
     if not p.exists():
-        raise DataError(f"--pretrained {path}: no such file or run directory")
+        raise DataError(f"--pretrained {path}: no such file or run directory (or a packaged "
+                        f"network: {', '.join(PACKAGED)})")
     if modality not in (*CONV_MODALITIES.values(), "sequence"):
         raise DataError("--pretrained works for convnets (image, volume, audio and sequence "
                         f"data); {modality} networks train from scratch")
@@ -208,13 +215,14 @@ def apply_transfer(model: nn.Module, plan: Any, pre: Pretrained) -> list[str]:
 
 @torch.no_grad()
 def _zero_head(model: ConvNet) -> None:
-    """Start the new head at zero: every class equally likely, the loss at init exactly
-    ln(classes) (the debugging recipe's check). The pretrained features are large (ReLU
-    outputs of trained blocks), so a randomly initialised head would start confidently
-    wrong and spend its first epochs, and the blocks' gradients, undoing that. The last
-    layer needs no random start: its gradient differs per class from the first step."""
+    """Start the new head near zero: every class about equally likely, the loss at init
+    about ln(classes) (the debugging recipe's check). The pretrained features are large
+    (ReLU outputs of trained blocks), so a head initialised for unit inputs would start
+    confidently wrong and spend its first epochs, and the blocks' gradients, undoing that.
+    Tiny random weights rather than zeros: with all logits equal, a batch holding every
+    class equally often would give the bias an exactly zero gradient."""
     last = model.head[-1]
-    nn.init.zeros_(last.weight)
+    nn.init.normal_(last.weight, std=1e-3)
     nn.init.zeros_(last.bias)
 
 

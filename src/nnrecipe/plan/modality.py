@@ -96,6 +96,9 @@ def residual_rule(ctx: Ctx) -> Decision:
 
 
 def dropout_rule(ctx: Ctx) -> Decision:
+    if ctx["model.arch"].startswith("efficientnet"):
+        return Decision(0.2, "dropout 0.2 before the new head, EfficientNet-Lite0's own rate",
+                        "model.dropout_packaged")
     if ctx["model.arch"] == "cnn":
         return Decision(0.5, "dropout 0.5 before the convnet's head (the notes)",
                         "model.dropout_cnn_head")
@@ -204,11 +207,14 @@ MODALITY_RULES: tuple[tuple[str, Rule, bool, tuple[str, ...]], ...] = (
      ("image", "volume")),
     ("augment.rotation", _const(10.0, "rotate up to 10°", "augment.images"), False,
      ("image", "volume")),
-    ("augment.zoom", _const(0.1, "zoom by up to 10%", "augment.images"), False, ("image", "volume")),
+    ("augment.zoom", _const(0.1, "zoom by up to 10%", "augment.images"), False,
+     ("image", "volume")),
     ("augment.shear", _const(5.0, "shear up to 5°", "augment.images"), False, ("image",)),
     ("augment.flip", _const(0.0, "no flips: they change the meaning of digits and text; "
-                            "0.5 suits natural photos", "augment.images"), False, ("image", "volume")),
-    ("augment.noise", _const(0.0, "no added noise", "augment.images"), False, ("image", "volume")),
+                            "0.5 suits natural photos", "augment.images"), False,
+     ("image", "volume")),
+    ("augment.noise", _const(0.0, "no added noise", "augment.images"), False,
+     ("image", "volume")),
     ("augment.jitter", _const(0.03, "noise of 3% of each feature's spread when on",
                               "augment.series"), False, ("audio", "series", "sequence")),
     ("augment.scaling", _const(0.1, "loudness scaling by N(1, 0.1) when on",
@@ -222,6 +228,9 @@ TABLE_ONLY = ("data.scale", "data.drop", "data.impute", "data.n_inputs", "model.
 
 
 def activation_rule(ctx: Ctx) -> Decision:
+    if ctx["model.arch"].startswith("efficientnet"):
+        return Decision("relu", "the packaged network's ReLU6 (ReLU capped at 6), fixed",
+                        "model.packaged")
     if ctx["model.arch"] == "cnn":
         return Decision("relu", "ReLU after every convolution (the notes: ReLU first)",
                         "model.relu_first")

@@ -27,7 +27,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "
               "lbfgs")
 GRAD_CLIP = ("none", "value", "norm", "global_norm")
 SCALES = ("standard", "minmax", "none")
-ARCHS = ("cnn", "gru", "lstm", "transformer")
+ARCHS = ("cnn", "gru", "lstm", "transformer", "efficientnet_lite0")
 SCHEDULE_NAMES = ("none", "step", "exponential", "inverse_time", "one_cycle", "cosine",
                   "plateau")
 
@@ -110,7 +110,7 @@ KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "data.scale": KeySpec("choice", choices=SCALES),
     # non-tabular data (images, volumes, audio, text, time series): plan/modality.py
     "model.arch": KeySpec("choice", choices=ARCHS, help="network family (non-tabular data)"),
-    "model.blocks": _num("int", 1, 8, help="convolution blocks (each halves the size)"),
+    "model.blocks": _num("int", 1, 32, help="convolution blocks (each halves the size)"),
     "model.filters": _num("int", 1, 1024, help="filters in the first block (doubling after)"),
     "model.kernel": _num("int", 1, 15, help="convolution kernel size (odd)"),
     "model.residual": KeySpec("bool", help="residual connections in the conv blocks"),
@@ -137,7 +137,7 @@ KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "audio.n_mels": _num("int", 8, 256, help="mel bands of the log-mel features"),
     "transfer.strategy": KeySpec("choice", choices=("freeze", "early", "fine_tune", "retrain"),
                                  help="with --pretrained: what to keep, freeze and train"),
-    "transfer.keep_blocks": _num("int", 1, 8, help="pretrained conv blocks kept"),
+    "transfer.keep_blocks": _num("int", 1, 32, help="pretrained conv blocks kept"),
     "transfer.backbone_lr": _num("float", 0, 1, low_open=True,
                                  help="pretrained blocks' learning rate, × optimizer.lr"),
     "transfer.head_epochs": _num("int", 0, 100_000,

@@ -38,7 +38,8 @@ def _pre(ctx: Ctx) -> dict[str, Any]:
 
 def source_rule(ctx: Ctx) -> Decision:
     p = _pre(ctx)
-    what = "a finished nnrecipe run" if p["kind"] == "run" else "a convnet state dict"
+    what = {"run": "a finished nnrecipe run", "state_dict": "a convnet state dict",
+            "package": "ImageNet weights shipped in a package"}[p["kind"]]
     return Decision(p["source"], f"{what}: {p['blocks']} conv blocks trained on "
                     f"{p['modality']} data", "transfer.source")
 
