@@ -220,12 +220,21 @@ def find_lr(data: Source, target: str | None = None, *, task: str = "auto",
         return result, run_dir
 
 
+def _tables_only(data: Source, command: str) -> None:
+    """cv, experiment and tune read tables; say so plainly for anything else."""
+    if isinstance(data, str | Path) and (Path(data).is_dir()
+                                         or Path(data).suffix.lower() == ".npz"):
+        raise DataError(f"{command} works on tables (CSV or Parquet) so far; for image, "
+                        "sound or other non-tabular data use nnrecipe train (and --test)")
+
+
 def cv(data: Source, target: str, *, folds: int = 5, task: str = "auto",
        overrides: dict | None = None, out: str | Path | None = None,
        progress: bool = False) -> dict[str, Any]:
     """K-fold cross-validation: each fold held out once as the test rows of a full run
     (``fold_<k>/`` in the run directory); ``cv.json`` holds every fold's test metrics and
     their mean ± std. Returns that content."""
+    _tables_only(data, "cv")
     given = validate_overrides(overrides)
     df = load_table(data)
     check_target(df, target)
@@ -267,6 +276,7 @@ def experiment(data: Source, target: str, *, hypothesis: str, changes: dict[str,
         raise PlanError("; ".join(problems))
     given = validate_overrides(overrides)
     change = validate_overrides(changes)
+    _tables_only(data, "experiment")
     base = _prepare(data, target, task=task, overrides=given, test=None, valid=None)
     _prepare(data, target, task=task, overrides={**given, **change}, test=None, valid=None)
     task_ = base.plan["task"]
@@ -310,6 +320,8 @@ def tune(data: Source, target: str, *, trials: int = 20, timeout: float | None =
     study. ``workers``: processes sharing the study. Writes ``tune.json`` (every trial)
     and returns its content with ``path`` and the retrained ``run``."""
     from ._tuning import tune as run_tuning  # the search imports this module's stages
+
+    _tables_only(data, "tune")
 
     return run_tuning(data, target, trials=trials, timeout=timeout, storage=storage,
                       study=study, workers=workers, space=space, task=task,

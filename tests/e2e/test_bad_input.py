@@ -245,3 +245,12 @@ def test_usage_errors(cli, tmp_path, data_csv, args):
     assert r.stderr.strip()
     assert not (tmp_path / "runs").exists()
 
+
+
+@pytest.mark.parametrize("command", ["cv", "tune", "experiment"])
+def test_table_only_commands_refuse_folders_and_npz_plainly(cli, tmp_path, bad_input, command):
+    np.savez(tmp_path / "x.npz", x=np.zeros((10, 8, 8), np.uint8), y=np.arange(10) % 2)
+    extra = ["--change", "optimizer.lr=0.01", "--hypothesis", "h"] if command == "experiment" \
+        else []
+    bad_input(cli(command, tmp_path / "x.npz", "-t", "y", *extra, "--out", tmp_path / "o"),
+              f"{command} works on tables", "nnrecipe train", out=tmp_path / "o")
