@@ -68,8 +68,8 @@ def prepare_arrays(source: Any, target: str | None, *, modality: str, task: str,
         enc.state["counts"] = np.bincount(data.y[splits.train],
                                           minlength=len(data.classes)).tolist()
     if pre is not None:  # the similarity decides the strategy, so re-plan once measured
-        profile.inputs["pretrained"]["divergence"] = _divergence(pre, the_plan, enc, data,
-                                                                 splits.train)
+        profile.inputs["pretrained"].update(_similarity(pre, the_plan, enc, data,
+                                                        splits.train))
         the_plan = make_plan(profile, len(splits.train), given)
     torch.manual_seed(the_plan["seed"])
     model = build_network(the_plan, enc, pre)
@@ -85,13 +85,14 @@ def prepare_arrays(source: Any, target: str | None, *, modality: str, task: str,
     return prep
 
 
-def _divergence(pre: Any, plan: Any, enc: ArrayEncoder, data: Any, train: np.ndarray
-                ) -> float:
+def _similarity(pre: Any, plan: Any, enc: ArrayEncoder, data: Any, train: np.ndarray
+                ) -> dict[str, Any]:
     """How unlike the pretrained network's data these training samples are, seen through
-    its blocks (models/pretrained.bn_divergence). Inputs are normalised as the source run
-    normalised its own, so a shift in the raw inputs counts too."""
+    its blocks (models/pretrained.bn_divergence; inputs normalised as the source run
+    normalised its own, so a shift in the raw inputs counts too), and whether its features
+    carry the new classes (models/pretrained.feature_probe)."""
     from .errors import DataError
-    from .models.pretrained import PROBE, bn_divergence, load_blocks
+    from .models.pretrained import PROBE, bn_divergence, feature_probe, load_blocks
 
     have = pre.in_channels
     if have != enc.input_shape[0]:
@@ -104,8 +105,10 @@ def _divergence(pre: Any, plan: Any, enc: ArrayEncoder, data: Any, train: np.nda
     load_blocks(model, pre.state, plan["model.blocks"])
     rng = np.random.default_rng(plan["seed"])
     probe = np.sort(rng.choice(train, size=min(PROBE, len(train)), replace=False))
-    x, _ = enc.encode(data, probe)
-    return bn_divergence(model, x, min(plan["model.blocks"], pre.arch["model.blocks"]))
+    x, y = enc.encode(data, probe)
+    n = min(plan["model.blocks"], pre.arch["model.blocks"])
+    return {"divergence": bn_divergence(model, x, n),
+            "probe": feature_probe(model, x, y, n, plan["seed"])}
 
 
 def _augment(plan: Any) -> Any:

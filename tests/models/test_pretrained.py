@@ -15,6 +15,7 @@ from nnrecipe.models.pretrained import (
     Unfreeze,
     apply_transfer,
     bn_divergence,
+    feature_probe,
     infer_cnn_arch,
     load_pretrained,
 )
@@ -60,6 +61,20 @@ def test_divergence_is_small_for_data_like_the_source_and_large_for_other_data()
     near, far = bn_divergence(model, same, 2), bn_divergence(model, other, 2)
     assert near < 0.05 < SIMILAR_BELOW < far
     assert model.training  # the probe puts the model back as it found it
+
+
+def test_the_feature_probe_compares_pretrained_features_with_the_raw_inputs():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(60, 1, 8, 8, generator=g)
+    y = torch.arange(60) % 2
+    x[y == 1, :, :, :4] += 1.0  # class 1: a bright left half; plain to a linear model
+    blind = _cnn()
+    with torch.no_grad():
+        for p in blind.blocks.parameters():
+            p.zero_()  # every sample gives the same features: they carry nothing
+    probe = feature_probe(blind, x, y.numpy(), 2, seed=0)
+    assert probe["raw"] > 0.95 and probe["features"] < 0.7
+    assert feature_probe(blind, x[:3], torch.tensor([0, 0, 1]).numpy(), 2, seed=0) is None
 
 
 def _pretrained(model, **arch) -> Pretrained:
@@ -219,6 +234,17 @@ def test_the_strategy_follows_the_notes_table(n_train, divergence, strategy, kee
     assert plan["model.filters"] == 24 and plan.decisions["model.filters"].rule == \
         "transfer.same_arch"
     assert plan["transfer.source"] == "src"
+
+
+def test_alike_inputs_with_features_that_miss_the_new_classes_count_as_different():
+    profile = _profile(SIMILAR_BELOW / 2)
+    profile.inputs["pretrained"]["probe"] = {"features": 0.6, "raw": 0.8}
+    plan = make_plan(profile, 50)
+    assert plan["transfer.feature_gain"] == pytest.approx(-0.2)
+    assert plan["transfer.strategy"] == "early"
+    assert "0.600" in plan.derived["transfer.feature_gain"].reason
+    profile.inputs["pretrained"]["probe"] = {"features": 0.9, "raw": 0.8}
+    assert make_plan(profile, 50)["transfer.strategy"] == "freeze"
 
 
 def test_the_user_may_choose_the_strategy_and_transfer_keys_need_a_source():

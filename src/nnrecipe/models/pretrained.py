@@ -37,7 +37,7 @@ from ..train.callbacks import TrainState, Watcher
 from .cnn import ConvNet
 
 __all__ = ["STRATEGIES", "Pretrained", "Unfreeze", "apply_transfer", "bn_divergence",
-           "load_pretrained"]
+           "feature_probe", "load_pretrained"]
 
 STRATEGIES = ("freeze", "early", "fine_tune", "retrain")
 CONV_MODALITIES = {1: "audio", 2: "image", 3: "volume"}  # conv dims → the data it reads
@@ -193,6 +193,42 @@ def bn_divergence(model: ConvNet, x: torch.Tensor, n_blocks: int) -> float:
             h.remove()
         model.train(was_training)
     return float(torch.stack(stats).mean()) if stats else float("nan")
+
+
+@torch.no_grad()
+def feature_probe(model: ConvNet, x: torch.Tensor, y: Any, n_blocks: int, seed: int,
+                  chunk: int = 64) -> dict[str, float] | None:
+    """Do the pretrained features carry the new classes? Cross-validated accuracy of a
+    logistic regression on the first ``n_blocks`` blocks' globally pooled output, and of the
+    same model on the raw inputs (average-pooled to at most 8 per side). None when some
+    class has fewer than 2 samples (no stratified folds)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y = np.asarray(y)
+    counts = np.bincount(y)[np.bincount(y) > 0]
+    if len(counts) < 2 or counts.min() < 2:
+        return None
+    was_training = model.training
+    model.eval()
+    feats, raw = [], []
+    dims = tuple(range(2, x.dim()))
+    pool = {3: nn.functional.adaptive_avg_pool1d, 4: nn.functional.adaptive_avg_pool2d,
+            5: nn.functional.adaptive_avg_pool3d}[x.dim()]
+    for i in range(0, len(x), chunk):
+        h = x[i:i + chunk]
+        raw.append(pool(h, [min(8, s) for s in h.shape[2:]]).flatten(1))
+        for block in model.blocks[:n_blocks]:
+            h = block(h)
+        feats.append(h.mean(dims))
+    model.train(was_training)
+    folds = StratifiedKFold(int(min(5, counts.min())), shuffle=True, random_state=seed)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return {name: float(cross_val_score(probe, torch.cat(v).numpy(), y, cv=folds).mean())
+            for name, v in (("features", feats), ("raw", raw))}
 
 
 def apply_transfer(model: nn.Module, plan: Any, pre: Pretrained) -> list[str]:

@@ -1,8 +1,11 @@
 """Rules for transfer learning (``--pretrained``): the notes' table by data size and
 similarity, applied to a pretrained convnet (models/pretrained.py does the work).
 
-They read ``profile.inputs["pretrained"]``: the source, its architecture and the measured
-``divergence`` of the new data from the data the network learned on."""
+They read ``profile.inputs["pretrained"]``: the source, its architecture, the measured
+``divergence`` of the new data from the data the network learned on, and the ``probe``:
+whether its features separate the new classes as well as the raw inputs do. Data counts as
+similar when both say so: inputs that look alike (low divergence) can still need features
+the network never learned, as digits 5-9 do from a network that only ever told 0-4 apart."""
 
 from __future__ import annotations
 
@@ -48,20 +51,35 @@ def divergence_rule(ctx: Ctx) -> Decision:
     d = _pre(ctx).get("divergence")
     if d is None:
         return Decision(None, "not measured yet", "transfer.similarity")
-    verdict = "similar" if d <= SIMILAR_BELOW else "different"
+    verdict = ("the inputs look like the ones it learned from" if d <= SIMILAR_BELOW
+               else "the inputs differ from the ones it learned from")
     return Decision(round(d, 4), f"the training samples' statistics inside the pretrained "
                     f"blocks differ from the ones it learned by {d:.3g} (mean BatchNorm KL; "
-                    f"≤ {SIMILAR_BELOW} counts as similar): {verdict} data",
-                    "transfer.similarity")
+                    f"≤ {SIMILAR_BELOW} counts as alike): {verdict}", "transfer.similarity")
+
+
+def probe_rule(ctx: Ctx) -> Decision:
+    probe = _pre(ctx).get("probe")
+    if probe is None:
+        return Decision(None, "not measured (fewer than 2 samples of some class, or not yet)",
+                        "transfer.feature_probe")
+    gain = probe["features"] - probe["raw"]
+    verdict = ("the features carry these classes" if gain >= 0 else "the raw inputs separate "
+               "these classes better than the features: they were learned for other ones")
+    return Decision(round(gain, 4), f"a logistic regression on the pretrained blocks' pooled "
+                    f"features scores {probe['features']:.3f} (cross-validated), on the raw "
+                    f"inputs {probe['raw']:.3f}: {verdict}", "transfer.feature_probe")
 
 
 def strategy_rule(ctx: Ctx) -> Decision:
-    d = ctx["transfer.divergence"]
+    d, gain = ctx["transfer.divergence"], ctx["transfer.feature_gain"]
     small = ctx.n_train < SMALL_BELOW
-    similar = d is None or d <= SIMILAR_BELOW
+    similar = (d is None or d <= SIMILAR_BELOW) and (gain is None or gain >= 0)
     value, why = _TABLE[(small, similar)]
     size = f"{ctx.n_train} training samples ({'<' if small else '≥'} {SMALL_BELOW:,})"
     sim = "similarity not measured" if d is None else f"divergence {d:.3g}"
+    if gain is not None:
+        sim += f", feature probe {gain:+.3f} against the raw inputs"
     return Decision(value, f"{size}, {sim}: {why} (the notes' transfer-learning table)",
                     "transfer.table")
 
@@ -99,6 +117,7 @@ def transfer_rules(pretrained: dict[str, Any]) -> tuple[list, dict[str, Rule]]:
     build the pretrained network's shape for its weights to fit)."""
     rules = [("transfer.source", source_rule, True),
              ("transfer.divergence", divergence_rule, True),
+             ("transfer.feature_gain", probe_rule, True),
              ("transfer.strategy", strategy_rule, False),
              ("transfer.keep_blocks", keep_rule, False),
              ("transfer.backbone_lr", backbone_lr_rule, False),
