@@ -157,27 +157,19 @@ class ImageAugment(_Augment):
         return x
 
 
-class VolumeAugment(_Augment):
+class VolumeAugment(ImageAugment):
     """One random 3-D affine per volume (shift along each axis, rotation in the height-width
     plane, zoom), an optional left-right flip, then Gaussian noise, on (N, C, D, H, W);
     trilinear resampling, zeros moved in from outside (the channel mean after
-    normalisation). Settings as :class:`ImageAugment`'s."""
+    normalisation). Settings and their checks as :class:`ImageAugment`'s, without shear."""
 
     _fields = ("shift", "rotation", "zoom", "flip", "noise")
 
     def __init__(self, shift: float = 0.0, rotation: float = 0.0,
                  zoom: tuple[float, float] = (1.0, 1.0), flip: float = 0.0,
                  noise: float = 0.0, enabled: bool = True, seed: int = 0):
-        super().__init__(enabled, seed)
-        self.shift = _check("shift", shift, 0.0, 1.0)
-        self.rotation = _check("rotation", rotation, 0.0, 180.0)
-        self.flip = _check("flip", flip, 0.0, 1.0)
-        self.noise = _check("noise", noise, 0.0)
-        lo, hi = (float(v) for v in zoom)
-        if not 0 < lo <= hi:
-            raise PlanError(f"augmentation zoom must be (min, max) with 0 < min <= max, "
-                            f"got {tuple(zoom)}")
-        self.zoom = (lo, hi)
+        super().__init__(shift=shift, rotation=rotation, zoom=zoom, flip=flip, noise=noise,
+                         enabled=enabled, seed=seed)
 
     def theta(self, n: int, d: int, h: int, w: int) -> torch.Tensor:
         """(N, 3, 4) for affine_grid, as ImageAugment._theta in three dimensions: the move
@@ -208,7 +200,7 @@ class VolumeAugment(_Augment):
         if self.flip:
             mask = (self._rand(len(x)) < self.flip).to(x.device)
             x = torch.where(mask[:, None, None, None, None], x.flip(-1), x)
-        if self.shift or self.rotation or self.zoom != (1.0, 1.0):
+        if self.geometric:
             n, _, d, h, w = x.shape
             theta = self.theta(n, d, h, w).to(device=x.device, dtype=x.dtype)
             grid = F.affine_grid(theta, list(x.shape), align_corners=False)
