@@ -91,7 +91,6 @@ def _similarity(pre: Any, plan: Any, enc: ArrayEncoder, data: Any, train: np.nda
     its blocks (models/pretrained.bn_divergence; inputs normalised as the source run
     normalised its own, so a shift in the raw inputs counts too), and whether its features
     carry the new classes (models/pretrained.feature_probe)."""
-    from .errors import DataError
     from .models.pretrained import PROBE, bn_divergence, feature_probe, load_blocks
 
     have = pre.in_channels
