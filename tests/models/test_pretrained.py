@@ -155,7 +155,8 @@ def test_discriminative_learning_rates_match_a_hand_written_sgd_step():
     for n, p in model.named_parameters():
         lr = 0.05 if n.startswith("blocks.") else 0.5
         torch.testing.assert_close(p.detach(), before[n] - lr * grads[n])
-    assert parameter_groups(model, {"optimizer.lr": 0.1}) is not None  # no transfer: plain
+    plain = parameter_groups(model, {"optimizer.lr": 0.1})  # no transfer: one group
+    assert [id(p) for p in plain] == [id(p) for p in model.parameters()]
 
 
 def test_staged_unfreezing_lets_the_blocks_learn_after_the_head_epochs():
