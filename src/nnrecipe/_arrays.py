@@ -18,7 +18,14 @@ import pandas as pd
 import torch
 
 from . import runs
-from .data.arrays import attach_test, load_arrays, load_for_run, profile_arrays, split_arrays
+from .data.arrays import (
+    attach_test,
+    load_arrays,
+    load_for_run,
+    match_channels,
+    profile_arrays,
+    split_arrays,
+)
 from .data.encode import ArrayEncoder
 from .data.load import table_name
 from .data.series import naive_forecast
@@ -51,7 +58,7 @@ def prepare_arrays(source: Any, target: str | None, *, modality: str, task: str,
         pre = load_pretrained(pretrained, modality)
         profile.inputs["pretrained"] = pre.describe()
         if modality == "image" and pre.in_channels == 3 and data.x.shape[-1] == 1:
-            data.x = np.repeat(data.x, 3, axis=-1)  # grey into the colour channels it reads
+            data.x = match_channels(data.x, 3)  # grey into the colour channels it reads
             profile.inputs["channels"] = data.info["channels"] = 3
     if test is not None:
         size = tuple(data.x.shape[1:3]) if modality == "image" else None

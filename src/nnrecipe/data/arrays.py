@@ -26,7 +26,7 @@ from .load import load_table
 from .profile import DataProfile, infer_task, target_summary
 
 __all__ = ["ArrayData", "ArraySplits", "attach_test", "detect_modality", "load_arrays",
-           "load_for_run", "profile_arrays", "split_arrays"]
+           "load_for_run", "match_channels", "profile_arrays", "split_arrays"]
 
 AUDIO_EXT = (".wav",)
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -159,11 +159,7 @@ def load_for_run(source: Any, state: dict[str, Any], labelled: bool) -> ArrayDat
         size = tuple(state["spatial"]) if m == "image" else None  # as the run's test images
         s = (load_image_folder(source, size, unlabelled=not labelled, min_classes=1)
              if Path(source).is_dir() else load_array_npz(source, unlabelled=not labelled))
-        x = s.x
-        channels = len(state["mean"])
-        if x.shape[-1] != channels:  # grey ↔ colour, as the run's inputs
-            x = (np.repeat(x, channels, axis=-1) if x.shape[-1] == 1
-                 else x.mean(axis=-1, keepdims=True).astype(x.dtype))
+        x = match_channels(s.x, len(state["mean"]))  # grey ↔ colour, as the run's inputs
         if x.ndim - 2 != len(state["spatial"]):
             raise DataError(f"{source} holds {'volumes' if x.ndim == 5 else 'images'}; the "
                             f"run was trained on {m}s")
@@ -317,6 +313,16 @@ def attach_test(data: ArrayData, test: ArrayData, where: str) -> ArrayData:
                      data.task, data.task_reason, info)
 
 
+def match_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    """Channels-last images with ``channels`` channels: grey repeated into colour, colour
+    averaged into grey; unchanged when they already match."""
+    if x.shape[-1] == channels:
+        return x
+    if x.shape[-1] == 1:
+        return np.repeat(x, channels, axis=-1)
+    return x.mean(axis=-1, keepdims=True).astype(x.dtype)
+
+
 def _like(x: np.ndarray, ref: np.ndarray, where: str) -> np.ndarray:
     """Test samples shaped as the training samples: channels converted, waves padded or cut."""
     if x.dtype == object:  # texts
@@ -326,9 +332,7 @@ def _like(x: np.ndarray, ref: np.ndarray, where: str) -> np.ndarray:
         n = min(x.shape[1], ref.shape[1])
         out[:, :n] = x[:, :n]
         return out
-    if x.shape[-1] != ref.shape[-1]:  # grey ↔ colour
-        x = (np.repeat(x, ref.shape[-1], axis=-1) if x.shape[-1] == 1
-             else x.mean(axis=-1, keepdims=True).astype(x.dtype))
+    x = match_channels(x, ref.shape[-1])
     if x.shape[1:] != ref.shape[1:]:
         raise DataError(f"{where} holds samples of shape {x.shape[1:]}, the training data "
                         f"{ref.shape[1:]}; give both at the same size")

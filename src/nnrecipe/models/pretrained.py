@@ -10,15 +10,18 @@ The notes' table, by the size of the new data and its similarity to the old:
     large, different   retrain     the pretrained weights as the starting point, everything
                                    trained at the full rate
 
-Similarity is measured, not guessed: a convnet's BatchNorm layers remember the mean and
-variance of their inputs on the data the network was trained on. Passing the new training
-samples through the pretrained blocks and comparing their statistics with the remembered
-ones (the Gaussian KL divergence, averaged over channels and layers) gives a number near 0
-for data like the old and large for data unlike it.
+Similarity is measured, not guessed, twice. A convnet's BatchNorm layers remember the mean
+and variance of their inputs on the data the network was trained on: passing the new
+training samples through the pretrained blocks and comparing their statistics with the
+remembered ones (Gaussian KL, averaged over channels and layers) gives a number near 0 for
+inputs like the old (:func:`bn_divergence`). And a linear probe asks whether the blocks'
+features separate the new classes at least as well as the raw inputs do
+(:func:`feature_probe`); plan/transfer.py counts data as similar when both agree.
 
 The source is a finished nnrecipe run (its plan names the architecture and its
-preprocess.json the input normalisation, both reused) or a bare ``state_dict`` of an
-nnrecipe convnet (the architecture is read off the weights' names and shapes).
+preprocess.json the input normalisation, both reused), a bare ``state_dict`` of an nnrecipe
+convnet (the architecture is read off the weights' names and shapes), or a network whose
+weights ship in a package (models/packaged.py).
 """
 
 from __future__ import annotations
@@ -36,10 +39,9 @@ from ..errors import DataError
 from ..train.callbacks import TrainState, Watcher
 from .cnn import ConvNet
 
-__all__ = ["STRATEGIES", "Pretrained", "Unfreeze", "apply_transfer", "bn_divergence",
-           "feature_probe", "load_pretrained"]
+__all__ = ["Pretrained", "Unfreeze", "apply_transfer", "bn_divergence", "feature_probe",
+           "load_pretrained"]
 
-STRATEGIES = ("freeze", "early", "fine_tune", "retrain")
 CONV_MODALITIES = {1: "audio", 2: "image", 3: "volume"}  # conv dims → the data it reads
 ARCH_KEYS = ("model.arch", "model.blocks", "model.filters", "model.kernel", "model.residual",
              "model.separable", "model.activation", "data.image_size", "audio.n_mels")
