@@ -5,7 +5,7 @@ data) is run without watchers and with ``LiveMonitor`` at its default sampling r
 (statistics every 50 steps), in interleaved repeats so machine noise hits both. Prints the
 median samples/s of each and the ratio with / without (1.00 = no overhead; the target is
 ≤ 1.05 in time, i.e. a ratio of samples/s ≥ 0.95). Pre-flight is not included: it runs
-once before training (see its own timing in the closing notes).
+once before training (benchmarks/README.md gives its own timing).
 
     .venv/bin/python benchmarks/doctor_overhead.py [--rows 100000] [--features 50]
         [--epochs 2] [--batch-size 32] [--repeats 5] [--threads 1] [--sample-every 50]

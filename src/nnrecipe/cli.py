@@ -43,7 +43,10 @@ HorizonOpt = Annotated[int | None, typer.Option(
     help="Time series: forecast this many steps ahead (makes the table a series).")]
 WindowOpt = Annotated[int | None, typer.Option(
     help="Time series: steps of history the forecaster sees [default: by rule].")]
-DataArg = Annotated[Path, typer.Argument(help="A CSV or Parquet table.", show_default=False)]
+DataArg = Annotated[Path, typer.Argument(
+    help="A CSV or Parquet table; a folder with one subfolder per class of images (PNG, "
+         "JPEG) or WAV sound; or an .npz with x (images or volumes) and y.",
+    show_default=False)]
 RunArg = Annotated[Path, typer.Argument(help="A finished run directory.")]
 TestOpt = Annotated[Path | None, typer.Option(
     help="Test data of the same kind (a table, a folder of class subfolders or an .npz); "
@@ -100,7 +103,7 @@ def train(
     evaluate it against a dumb baseline, and write the run directory with report.html and
     summary.md."""
     overrides = _overrides(set_, seed, max_epochs)
-    modality = _series_options(overrides, modality, horizon, window)
+    _series_options(overrides, horizon, window)
     run = api.fit(data, target, task=task, overrides=overrides, test=test, valid=valid, out=out,
                   progress=not quiet, auto_fix=auto_fix, max_repairs=max_repairs,
                   preflight=preflight, tensorboard=tensorboard, modality=modality,
@@ -118,13 +121,10 @@ def train(
     _exit_if_strict(run.findings, strict)
 
 
-def _series_options(overrides: dict, modality: str, horizon: int | None,
-                    window: int | None) -> str:
-    """--horizon/--window into the plan's series keys; --window alone means a series."""
+def _series_options(overrides: dict, horizon: int | None, window: int | None) -> None:
+    """--horizon/--window into the plan's series keys (either makes a table a series)."""
     overrides.update({k: v for k, v in (("series.horizon", horizon), ("series.window", window))
                       if v is not None})
-    return "series" if window is not None and horizon is None and modality == "auto" \
-        else modality
 
 
 @app.command()
@@ -139,7 +139,7 @@ def doctor(
     training under the live monitors, and print the findings with their advice. Trains
     nothing to completion. Exit 0 even with findings (3 with --strict and an error)."""
     overrides = _overrides(set_, seed, None)
-    modality = _series_options(overrides, modality, horizon, window)
+    _series_options(overrides, horizon, window)
     run = api.diagnose(data, target, task=task, overrides=overrides, test=test, valid=valid,
                        out=out, probe_epochs=epochs, progress=not quiet, preflight=preflight,
                        modality=modality)
@@ -157,7 +157,7 @@ def plan(data: DataArg, target: AnyTargetOpt = None, task: TaskOpt = "auto",
          horizon: HorizonOpt = None, window: WindowOpt = None) -> None:
     """Print the plan, every decision with its reason and rule; train nothing."""
     overrides = _overrides(set_, seed, None)
-    modality = _series_options(overrides, modality, horizon, window)
+    _series_options(overrides, horizon, window)
     p = api.plan(data, target, task=task, overrides=overrides, modality=modality)
     table = Table(title="Plan", show_lines=False)
     for col in ("key", "value", "reason", "rule"):
@@ -171,15 +171,19 @@ def plan(data: DataArg, target: AnyTargetOpt = None, task: TaskOpt = "auto",
 
 @app.command("cv")
 def cross_validate(
-    data: DataArg, target: TargetOpt,
-    folds: Annotated[int, typer.Option(help="Number of folds (stratified by class).")] = 5,
+    data: DataArg, target: AnyTargetOpt = None,
+    folds: Annotated[int, typer.Option(help="Number of folds (stratified by class; a time "
+                                            "series: expanding windows in time).")] = 5,
     task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
-    max_epochs: EpochsOpt = None, quiet: QuietOpt = False,
+    max_epochs: EpochsOpt = None, quiet: QuietOpt = False, modality: ModalityOpt = "auto",
+    horizon: HorizonOpt = None, window: WindowOpt = None,
 ) -> None:
     """K-fold cross-validation: train the planned network k times, each fold held out once
-    as test rows; report every fold and the mean ± std of each metric (cv.json)."""
-    result = api.cv(data, target, folds=folds, task=task,
-                    overrides=_overrides(set_, seed, max_epochs), out=out, progress=not quiet)
+    as the test split; report every fold and the mean ± std of each metric (cv.json)."""
+    overrides = _overrides(set_, seed, max_epochs)
+    _series_options(overrides, horizon, window)
+    result = api.cv(data, target, folds=folds, task=task, overrides=overrides, out=out,
+                    progress=not quiet, modality=modality)
     if quiet:
         print(result["path"])
         return
@@ -200,7 +204,7 @@ def cross_validate(
 
 @app.command()
 def experiment(
-    data: DataArg, target: TargetOpt,
+    data: DataArg, target: AnyTargetOpt = None, *,
     hypothesis: Annotated[str, typer.Option(help="What you expect and why, in words.")],
     change: Annotated[list[str], typer.Option(
         metavar="KEY=VALUE", help="The change to test (repeatable); the baseline is the plan "
@@ -210,15 +214,17 @@ def experiment(
         help="Test metric to judge by [default: accuracy, or rmse for regression].")] = None,
     repeats: Annotated[int, typer.Option(help="Paired runs (one seed each).")] = 5,
     task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
-    max_epochs: EpochsOpt = None, quiet: QuietOpt = False,
+    max_epochs: EpochsOpt = None, quiet: QuietOpt = False, modality: ModalityOpt = "auto",
+    horizon: HorizonOpt = None, window: WindowOpt = None,
 ) -> None:
     """Change one thing, say what you expect, verify: the baseline plan and the changed plan
     on the same splits and seeds, a verdict (supported / refuted / inconclusive) with the
     effect size and a 95% confidence interval; logged in experiments.jsonl."""
+    overrides = _overrides(set_, seed, max_epochs)
+    _series_options(overrides, horizon, window)
     e = api.experiment(data, target, hypothesis=hypothesis, changes=parse_set_options(change),
                        expect=expect, metric=metric, repeats=repeats, task=task,
-                       overrides=_overrides(set_, seed, max_epochs), out=out,
-                       progress=not quiet)
+                       overrides=overrides, out=out, progress=not quiet, modality=modality)
     if quiet:
         print(e["verdict"])
         return
@@ -262,7 +268,7 @@ def lr_find(data: DataArg, target: AnyTargetOpt = None, task: TaskOpt = "auto",
     network, stop when the loss diverges, and suggest a rate (then use it with
     --set optimizer.lr=VALUE, or let `train --set optimizer.lr=auto` run this first)."""
     overrides = _overrides(set_, seed, None)
-    modality = _series_options(overrides, modality, horizon, window)
+    _series_options(overrides, horizon, window)
     result, run_dir = api.find_lr(data, target, task=task, overrides=overrides, out=out,
                                   modality=modality)
     if quiet:
@@ -277,7 +283,7 @@ def lr_find(data: DataArg, target: AnyTargetOpt = None, task: TaskOpt = "auto",
 
 @app.command("tune")
 def tune_(
-    data: DataArg, target: TargetOpt,
+    data: DataArg, target: AnyTargetOpt = None,
     trials: Annotated[int, typer.Option(help="Trials to run now (added to a resumed study).")]
     = 20,
     timeout: Annotated[float | None, typer.Option(
@@ -297,14 +303,17 @@ def tune_(
              "train.batch_size 8:128, optimizer.name adam,nadam,adamax,rmsprop,sgd. "
              "A key fixed with --set is not searched.")] = None,
     task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
-    max_epochs: EpochsOpt = None, quiet: QuietOpt = False,
+    max_epochs: EpochsOpt = None, quiet: QuietOpt = False, modality: ModalityOpt = "auto",
+    horizon: HorizonOpt = None, window: WindowOpt = None,
 ) -> None:
     """Search the plan with Optuna (TPE sampler; the median pruner stops trials whose
     validation loss trails the median), starting from the default plan, then retrain the
     best plan like `train`. Writes the run directory with tune.json (every trial)."""
+    overrides = _overrides(set_, seed, max_epochs)
+    _series_options(overrides, horizon, window)
     r = api.tune(data, target, trials=trials, timeout=timeout, storage=storage, study=study,
-                 workers=workers, space=space, task=task,
-                 overrides=_overrides(set_, seed, max_epochs), out=out, progress=not quiet)
+                 workers=workers, space=space, task=task, overrides=overrides, out=out,
+                 progress=not quiet, modality=modality)
     if quiet:
         print(r["path"])
         return

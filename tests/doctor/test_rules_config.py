@@ -10,7 +10,6 @@ import torch
 from sklearn import datasets
 from torch import nn
 
-from nnrecipe.api import _prepare
 from nnrecipe.doctor.findings import CODES
 from nnrecipe.doctor.rules import config as rules
 from nnrecipe.doctor.rules.config import (
@@ -20,6 +19,7 @@ from nnrecipe.doctor.rules.config import (
     config_evidence_from_objects,
     config_evidence_from_plan,
 )
+from nnrecipe.pipeline.prepare import prepare as prepare_any
 
 
 def mlp(*layers: nn.Module) -> nn.Sequential:
@@ -40,7 +40,7 @@ def regression(output: str, lo: float, hi: float) -> ConfigEvidence:
 
 
 def from_plan(df: pd.DataFrame, target: str = "y", overrides: dict | None = None):
-    prep = _prepare(df, target, task="auto", overrides=overrides, test=None, valid=None)
+    prep = prepare_any(df, target, overrides=overrides)
     return config_evidence_from_plan(prep.plan, prep.model, len(prep.splits.train),
                                      prep.profile.target_summary)
 

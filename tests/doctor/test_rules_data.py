@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 from sklearn import datasets
 
-from nnrecipe.api import _prepare
 from nnrecipe.doctor.findings import CODES
 from nnrecipe.doctor.rules import data as rules
 from nnrecipe.doctor.rules.data import RULES, DataEvidence, check_data
+from nnrecipe.pipeline.prepare import prepare as prepare_any
 
 
 def prepare(df: pd.DataFrame, target: str = "y", overrides: dict | None = None):
-    return _prepare(df, target, task="auto", overrides=overrides, test=None, valid=None)
+    return prepare_any(df, target, overrides=overrides)
 
 
 def evidence_of(prep) -> DataEvidence:

@@ -1,5 +1,5 @@
 """Shared helpers for the end-to-end tests: run the real `nnrecipe` command in a subprocess,
-write small seeded tables, and check the bad-input contract (DESIGN.md: exit code 2, a
+write small seeded tables, and check the bad-input contract (docs/architecture.md: exit code 2, a
 one-line message, no traceback, nothing left behind)."""
 
 from __future__ import annotations

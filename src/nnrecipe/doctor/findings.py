@@ -1,17 +1,24 @@
 """Findings: what the doctor reports, in one fixed vocabulary of codes.
 
 A finding carries numbers (``evidence``), where it happened (``layer``, ``epoch``,
-``step``), a plain explanation, advice drawn from the practice notes, and ``fix``: the plan
-overrides that would address it (``None`` when no plan change does). A new code is added to
-``CODES`` here together with its test.
+``step``), a plain explanation, advice drawn from established practice (the sources are
+listed in docs/architecture.md), and ``fix``: the plan overrides that would address it
+(``None`` when no plan change does). A new code is added to ``CODES`` here together with
+its test. :func:`findings_table` shows findings in the
+terminal (the CLI and :class:`~nnrecipe.doctor.Doctor` print it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Finding", "CODES", "SEVERITIES", "make_finding", "sort_findings"]
+if TYPE_CHECKING:
+    from rich.table import Table
+
+__all__ = ["Finding", "CODES", "SEVERITIES", "make_finding", "sort_findings",
+           "findings_table"]
 
 SEVERITIES = ("info", "warning", "error")
 
@@ -101,3 +108,25 @@ def _rounded(evidence: dict[str, Any]) -> dict[str, Any]:
             v = v.item()
         out[k] = v
     return out
+
+
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+
+
+def findings_table(findings: Sequence[Finding], *, advice: bool = False,
+                   title: str = "The doctor's findings (worst first)") -> Table:
+    """A rich table of findings for the terminal: severity, title, where, the first few
+    evidence numbers (and the first two pieces of advice when ``advice``)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("severity", "finding", "where", "evidence") + (("advice",) if advice else ()):
+        table.add_column(col, overflow="fold")
+    for f in findings:
+        where = " ".join(x for x in (f"epoch {f.epoch}" if f.epoch else "",
+                                     f"step {f.step}" if f.step and not f.epoch else "",
+                                     f.layer or "") if x)
+        evidence = ", ".join(f"{k}={v}" for k, v in list(f.evidence.items())[:4])
+        row = [f"[{SEVERITY_STYLE[f.severity]}]{f.severity}", f.title, where, evidence]
+        table.add_row(*row, *(["\n".join(f"• {a}" for a in f.advice[:2])] if advice else []))
+    return table

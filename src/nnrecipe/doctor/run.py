@@ -40,14 +40,17 @@ def constant_baseline_loss(loss_fn: torch.nn.Module, loss_name: str, y: torch.Te
     return loss_fn(center.expand_as(y), y).item()
 
 
-def before_training(plan: Plan, profile: Any, pre: Any, model: torch.nn.Module,
-                    x: torch.Tensor, y: torch.Tensor, loss_fn: torch.nn.Module,
-                    make_optimizer: Any, *, preflight: bool) -> list[Finding]:
-    """Data, configuration and (unless turned off) pre-flight findings."""
+def before_training(plan: Plan, profile: Any, numeric_columns: list[str] | None,
+                    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                    loss_fn: torch.nn.Module, make_optimizer: Any, *, preflight: bool
+                    ) -> list[Finding]:
+    """Data, configuration and (unless turned off) pre-flight findings. The data rules
+    read table columns: ``numeric_columns`` names the first columns of ``x`` (None when the
+    inputs are not columns: images, text...)."""
     findings: list[Finding] = []
-    if getattr(profile, "modality", "table") == "table":  # the data rules read table columns
-        n_num = pre.n_numeric
-        names = pre.feature_names[:n_num]
+    if numeric_columns is not None:
+        n_num = len(numeric_columns)
+        names = numeric_columns
         means, stds = x[:, :n_num].mean(0), x[:, :n_num].std(0)
         findings += check_data(DataEvidence(profile, plan,
                                             dict(zip(names, means.tolist(), strict=True)),

@@ -20,9 +20,8 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from ..report.tables import findings_table
 from ..train.callbacks import TrainState
-from .findings import Finding, sort_findings
+from .findings import Finding, findings_table, sort_findings
 from .monitors import LiveMonitor
 from .preflight import run_preflight
 from .rules.config import check_config, config_evidence_from_objects

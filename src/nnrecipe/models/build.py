@@ -1,5 +1,6 @@
-"""One entry point from a plan to a network, whatever the data: tables get the MLP; images,
-volumes and sound a convnet; text and time series a recurrent network or a transformer."""
+"""From a plan's ``model.arch`` to a network: a convnet (images, volumes, sound, labelled
+sequences), a recurrent network or a transformer (text, time series), or a packaged
+pretrained network. Tables build their MLP directly (models/mlp.py)."""
 
 from __future__ import annotations
 
@@ -7,35 +8,30 @@ from typing import Any
 
 from torch import nn
 
-from ..plan import Plan
-from .mlp import build_mlp
+from ..plan.schema import Plan
+from .cnn import build_cnn
+from .packaged import build_packaged
+from .pretrained import apply_transfer
+from .sequence import build_rnn, build_transformer
 
 __all__ = ["build_network"]
 
 
 def build_network(plan: Plan, inputs: Any, pretrained: Any = None) -> nn.Module:
-    """``inputs``: the fitted Preprocessor (tables) or ArrayEncoder (everything else); it
-    knows the input's width, shape or vocabulary. ``pretrained`` (models/pretrained.py):
-    load and freeze its blocks as the plan's ``transfer.*`` keys say."""
+    """``inputs``: the modality's fitted encoder; it knows the input's shape
+    (``input_shape``) and, for text, the vocabulary (``vocab_size``). ``pretrained``
+    (models/pretrained.py): load and freeze its blocks as the plan's ``transfer.*`` keys
+    say."""
     model = _build(plan, inputs)
     if pretrained is not None:
-        from .pretrained import apply_transfer
-
         apply_transfer(model, plan, pretrained)
     return model
 
 
 def _build(plan: Plan, inputs: Any) -> nn.Module:
-    if "model.arch" not in plan:
-        return build_mlp(plan, inputs.n_numeric, inputs.embedding_sizes)
-    from .cnn import build_cnn
-    from .sequence import build_rnn, build_transformer
-
     arch, shape = plan["model.arch"], inputs.input_shape
     n_out, dropout = plan["model.n_outputs"], plan["model.dropout"]
     if arch.startswith("efficientnet"):  # a packaged pretrained network (models/packaged.py)
-        from .packaged import build_packaged
-
         return build_packaged(arch, n_out, dropout)
     if arch == "cnn":  # shape: (channels, *spatial)
         return build_cnn(dims=len(shape) - 1, in_channels=shape[0], input_size=tuple(shape[1:]),

@@ -79,10 +79,9 @@ def _rename(state: dict[str, torch.Tensor], n_blocks: int) -> dict[str, torch.Te
     return out
 
 
-def load_packaged(name: str, modality: str) -> Any:
-    """A models.pretrained.Pretrained of the packaged weights."""
-    from .pretrained import Pretrained
-
+def load_packaged(name: str, modality: str) -> tuple[dict, dict, dict]:
+    """The packaged network's weights (renamed to our ConvNet's), its architecture as plan
+    keys and its input normalisation (models/pretrained.py wraps them)."""
     if modality != "image":
         raise DataError(f"--pretrained {name} is an image network; this is {modality} data")
     _, weights = _import()
@@ -92,5 +91,4 @@ def load_packaged(name: str, modality: str) -> Any:
     arch = {"model.arch": arch_name, "model.blocks": n_blocks + 2, "model.filters": 32,
             "model.kernel": 3, "model.residual": True, "model.separable": True,
             "data.image_size": side}
-    return Pretrained(name, "package", "image", _rename(state, n_blocks), arch,
-                      {"mean": [mean] * 3, "std": [std] * 3})
+    return _rename(state, n_blocks), arch, {"mean": [mean] * 3, "std": [std] * 3}

@@ -1,6 +1,7 @@
 """Transfer learning: start a convnet from the weights of one trained on other data.
 
-The notes' table, by the size of the new data and its similarity to the old:
+The four-case table of the Stanford CS231n course ("Transfer Learning"), by the size of
+the new data and its similarity to the old:
 
     small, similar     freeze      keep every pretrained block, frozen; train a new head
     small, different   early       keep only the early blocks (generic edges and blobs),
@@ -36,13 +37,16 @@ import yaml
 from torch import nn
 
 from ..errors import DataError
+from ..runs import RUN_FILES, read_json
 from ..train.callbacks import TrainState, Watcher
 from .cnn import ConvNet
+from .packaged import PACKAGED, load_packaged
 
 __all__ = ["Pretrained", "Unfreeze", "apply_transfer", "bn_divergence", "feature_probe",
            "load_pretrained"]
 
 CONV_MODALITIES = {1: "audio", 2: "image", 3: "volume"}  # conv dims → the data it reads
+CONV_DIMS = {"audio": 1, "sequence": 1, "image": 2, "volume": 3}  # the data → its conv dims
 ARCH_KEYS = ("model.arch", "model.blocks", "model.filters", "model.kernel", "model.residual",
              "model.separable", "model.activation", "data.image_size", "audio.n_mels")
 PROBE = 512  # training samples passed through the blocks to measure similarity
@@ -78,19 +82,17 @@ class Pretrained:
 def load_pretrained(path: str | Path, modality: str) -> Pretrained:
     """Read a run directory or a state-dict file; DataError when it cannot serve
     ``modality`` data."""
-    from .packaged import PACKAGED, load_packaged
-
     if str(path) in PACKAGED:
-        return load_packaged(str(path), modality)
+        return Pretrained(str(path), "package", "image", *load_packaged(str(path), modality))
     p = Path(path)
     if not p.exists():
         raise DataError(f"--pretrained {path}: no such file or run directory (or a packaged "
                         f"network: {', '.join(PACKAGED)})")
-    if modality not in (*CONV_MODALITIES.values(), "sequence"):
-        raise DataError("--pretrained works for convnets (image, volume, audio and sequence "
-                        f"data); {modality} networks train from scratch")
+    if modality not in CONV_DIMS:  # the modalities read by convnets say so themselves
+        raise DataError(f"--pretrained works for convnets; {modality} networks train from "
+                        "scratch")
     pre = _from_run(p) if p.is_dir() else _from_state_dict(p)
-    if pre.kind == "state_dict" and modality == "sequence" and pre.modality == "audio":
+    if pre.kind == "state_dict" and CONV_DIMS.get(modality) == CONV_DIMS[pre.modality]:
         pre.modality = modality  # bare 1-D conv weights: sound or labelled sequences alike
     if pre.modality != modality:
         raise DataError(f"--pretrained {path} was trained on {pre.modality} data; this is "
@@ -99,8 +101,6 @@ def load_pretrained(path: str | Path, modality: str) -> Pretrained:
 
 
 def _from_run(p: Path) -> Pretrained:
-    from ..runs import RUN_FILES, read_json
-
     files = [p / RUN_FILES[k] for k in ("plan", "model", "preprocess")]
     if not all(f.exists() for f in files):
         raise DataError(f"--pretrained {p} is not a finished nnrecipe run (it needs "

@@ -16,6 +16,7 @@ from typing import Any
 from ..data.preprocess import categorical_encoding, embedding_dim
 from ..data.profile import DataProfile
 from ..errors import PlanError
+from ..train import optimizers, schedules
 from .schema import Decision, Plan, validate_overrides
 
 __all__ = ["make_plan", "add_parameter_count", "RULES", "INIT_FOR_ACTIVATION"]
@@ -25,10 +26,16 @@ INIT_FOR_ACTIVATION = {
     "gelu": "he_normal", "elu": "lecun_normal", "selu": "lecun_normal",
     "tanh": "glorot_uniform", "sigmoid": "glorot_uniform",
 }
-DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3, "nadam": 2e-3, "adamax": 2e-3,
-              "rmsprop": 1e-3, "adagrad": 0.01, "adadelta": 1.0, "lbfgs": 1.0}
-MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
-BETAS_OPTIMIZERS = ("adam", "adamw", "nadam", "adamax")
+
+
+def _optimizers() -> Mapping[str, Any]:
+    """The optimizer records (train/optimizers.py), by name."""
+    return optimizers.OPTIMIZERS  # looked up when used: a test may add a record
+
+
+def _schedule_kinds() -> Mapping[str, Any]:
+    """The schedule records (train/schedules.py), by name."""
+    return schedules.SCHEDULE_KINDS
 
 
 @dataclass
@@ -162,7 +169,7 @@ def n_outputs_rule(ctx: Ctx) -> Decision:
 def hidden_layers_rule(ctx: Ctx) -> Decision:
     n = ctx.n_train
     depth = 1 if n < 500 else 2 if n < 20_000 else 3 if n < 500_000 else 4
-    return Decision(depth, f"{n} training rows: {depth} hidden layer(s) (the notes: start "
+    return Decision(depth, f"{n} training rows: {depth} hidden layer(s) (common practice: start "
                     "with 1-5; more data supports more depth)", "model.depth_by_rows")
 
 
@@ -227,15 +234,29 @@ def optimizer_rule(ctx: Ctx) -> Decision:
 
 def lr_rule(ctx: Ctx) -> Decision:
     opt = ctx["optimizer.name"]
-    return Decision(DEFAULT_LR[opt], f"the usual starting learning rate for {opt}",
+    spec = _optimizers()[opt]
+    return Decision(spec.lr, f"the usual starting learning rate for {opt}: {spec.lr_reason}",
                     "optimizer.default_lr")
 
 
 def momentum_rule(ctx: Ctx) -> Decision:
-    if ctx["optimizer.name"] == "sgd":
-        return Decision(0.9, "SGD with momentum 0.9 damps oscillation", "optimizer.momentum")
-    return Decision(0.0, "not used by this optimizer" if ctx["optimizer.name"] != "rmsprop"
-                    else "plain RMSprop", "optimizer.momentum")
+    spec = _optimizers()[ctx["optimizer.name"]]
+    if spec.momentum is None:
+        return Decision(0.0, "not used by this optimizer", "optimizer.momentum")
+    return Decision(spec.momentum, spec.momentum_reason, "optimizer.momentum")
+
+
+def nesterov_rule(ctx: Ctx) -> Decision:
+    takes_it = _optimizers()[ctx["optimizer.name"]].nesterov
+    return Decision(False, "plain momentum" if takes_it else "not used by this optimizer",
+                    "optimizer.momentum")
+
+
+def betas_rule(ctx: Ctx) -> Decision:
+    spec = _optimizers()[ctx["optimizer.name"]]
+    if spec.betas is None:  # every plan has the key; this valid pair is never read
+        return Decision([0.9, 0.999], "not used by this optimizer", "optimizer.adam_betas")
+    return Decision(list(spec.betas), spec.betas_reason, "optimizer.adam_betas")
 
 
 def batch_size_rule(ctx: Ctx) -> Decision:
@@ -290,8 +311,8 @@ RULES: tuple[tuple[str, Rule, bool], ...] = (
     ("optimizer.name", optimizer_rule, False),
     ("optimizer.lr", lr_rule, False),
     ("optimizer.momentum", momentum_rule, False),
-    ("optimizer.nesterov", _const(False, "plain momentum", "optimizer.momentum"), False),
-    ("optimizer.betas", _const([0.9, 0.999], "Adam's defaults", "optimizer.adam_betas"), False),
+    ("optimizer.nesterov", nesterov_rule, False),
+    ("optimizer.betas", betas_rule, False),
     ("optimizer.weight_decay", _const(0.0, "dropout and early stopping regularise first",
                                       "regularization.start_without"), False),
     ("regularization.l1", _const(0.0, "rarely needed for networks", "regularization.l1"), False),
@@ -299,7 +320,7 @@ RULES: tuple[tuple[str, Rule, bool], ...] = (
     ("train.max_epochs", max_epochs_rule, False),
     ("train.early_stopping.patience", patience_rule, False),
     ("schedule.name", _const("none", "a constant learning rate until everything else is "
-                             "tuned; decay comes last (the notes)", "schedule.constant_first"),
+                             "tuned; decay comes last (Smith 2018)", "schedule.constant_first"),
      False),
     ("schedule.step_size", _const(10, "step decay: halve every 10 epochs", "schedule.step"),
      False),
@@ -319,7 +340,10 @@ RULES: tuple[tuple[str, Rule, bool], ...] = (
 )
 
 
-from .modality import rules_for  # noqa: E402  (it imports this module's rules)
+#: how each kind of data composes its plan from :data:`RULES` and its own rules, by the
+#: profile's ``modality``: ``compose(RULES, pretrained) -> [(key, rule, derived), ...]``.
+#: Filled in by ``nnrecipe.modalities`` (each modality registers its ``plan_rules``).
+RULE_SETS: dict[str, Callable[[tuple, dict | None], list[tuple[str, Rule, bool]]]] = {}
 
 
 def make_plan(profile: DataProfile, n_train: int, overrides: Mapping[str, Any] | None = None
@@ -327,7 +351,11 @@ def make_plan(profile: DataProfile, n_train: int, overrides: Mapping[str, Any] |
     """Run every rule; a user's override replaces the rule's value. Raises PlanError."""
     values = validate_overrides(overrides)
     ctx = Ctx(profile, n_train)
-    rules = rules_for(profile.modality, RULES, (profile.inputs or {}).get("pretrained"))
+    compose = RULE_SETS.get(profile.modality)
+    if compose is None:
+        raise PlanError(f"no plan rules for {profile.modality} data; known kinds of data: "
+                        + ", ".join(RULE_SETS))
+    rules = compose(RULES, (profile.inputs or {}).get("pretrained"))
     known = {key for key, _, derived in rules if not derived}
     foreign = sorted(k for k in values if k not in known)
     if any(k.startswith("transfer.") for k in foreign):
@@ -354,33 +382,48 @@ def make_plan(profile: DataProfile, n_train: int, overrides: Mapping[str, Any] |
 
 def _check_combinations(ctx: Ctx, given: Mapping[str, Any]) -> None:
     problems = []
-    loss, task, opt = ctx["loss.name"], ctx.task, ctx["optimizer.name"]
+    loss, task = ctx["loss.name"], ctx.task
     if task == "regression" and loss in ("bce", "cross_entropy"):
         problems.append(f"loss.name={loss} needs class labels, but the task is regression; "
                         "use mse, huber or mae")
-    if ctx["optimizer.nesterov"] and (opt != "sgd" or ctx["optimizer.momentum"] <= 0):
-        problems.append("optimizer.nesterov=true needs optimizer.name=sgd with "
-                        "optimizer.momentum > 0")
-    if "optimizer.momentum" in given and opt not in MOMENTUM_OPTIMIZERS:
-        problems.append(f"optimizer.momentum applies to {', '.join(MOMENTUM_OPTIMIZERS)}, "
-                        f"not {opt}")
-    if "optimizer.betas" in given and opt not in BETAS_OPTIMIZERS:
-        problems.append(f"optimizer.betas applies to {', '.join(BETAS_OPTIMIZERS)}, not {opt}")
-    if opt == "lbfgs" and given.get("optimizer.lr") == "auto":
-        problems.append("optimizer.lr=auto (the LR range test) does not apply to lbfgs: its "
-                        "line search chooses the step; leave optimizer.lr at 1.0")
-    if opt == "lbfgs" and given.get("optimizer.weight_decay", 0) > 0:
-        problems.append("optimizer.weight_decay is not supported by lbfgs; use "
-                        "regularization.l1 or another optimizer")
-    if ctx["schedule.name"] == "one_cycle" and ctx["schedule.warmup_epochs"] > 0:
-        problems.append("schedule.warmup_epochs must be 0 with schedule.name=one_cycle "
-                        "(one-cycle warms up by itself)")
+    problems += _optimizer_problems(ctx, given)
+    schedule = ctx["schedule.name"]
+    if _schedule_kinds()[schedule].warms_up_itself and ctx["schedule.warmup_epochs"] > 0:
+        problems.append(f"schedule.warmup_epochs must be 0 with schedule.name={schedule} "
+                        "(it warms up by itself)")
     if problems:
         raise PlanError("; ".join(problems))
 
 
+def _optimizer_problems(ctx: Ctx, given: Mapping[str, Any]) -> list[str]:
+    """Settings the chosen optimizer does not take, as its record says."""
+    records, opt = _optimizers(), ctx["optimizer.name"]
+    spec, problems = records[opt], []
+
+    def takers(has: Callable[[Any], bool], sep: str = ", ") -> str:
+        return sep.join(name for name, r in records.items() if has(r))
+
+    if ctx["optimizer.nesterov"] and (not spec.nesterov or ctx["optimizer.momentum"] <= 0):
+        problems.append(f"optimizer.nesterov=true needs optimizer.name="
+                        f"{takers(lambda r: r.nesterov, ' or ')} with optimizer.momentum > 0")
+    if "optimizer.momentum" in given and spec.momentum is None:
+        problems.append(f"optimizer.momentum applies to "
+                        f"{takers(lambda r: r.momentum is not None)}, not {opt}")
+    if "optimizer.betas" in given and spec.betas is None:
+        problems.append(f"optimizer.betas applies to {takers(lambda r: r.betas is not None)}, "
+                        f"not {opt}")
+    if spec.full_batch and given.get("optimizer.lr") == "auto":
+        problems.append(f"optimizer.lr=auto (the LR range test) does not apply to {opt}: its "
+                        f"line search chooses the step; leave optimizer.lr at {spec.lr}")
+    if not spec.weight_decay and given.get("optimizer.weight_decay", 0) > 0:
+        problems.append(f"optimizer.weight_decay is not supported by {opt}; use "
+                        "regularization.l1 or another optimizer")
+    return problems
+
+
 def add_parameter_count(plan: Plan, n_params: int, n_train: int) -> Plan:
-    """Compare the built network's size with the data (the notes: keep it in mind)."""
+    """Compare the built network's size with the data: the ratio of parameters to training
+    rows says whether to expect overfitting or underfitting."""
     ratio = n_params / max(n_train, 1)
     if ratio > 10:
         advice = ("far more parameters than rows: expect overfitting; dropout, early stopping "

@@ -8,28 +8,50 @@ problem. Inner code trusts a plan's values.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from ..errors import PlanError
+from ..train import optimizers, schedules
 
 __all__ = ["Decision", "Plan", "KEYS", "parse_set_options", "validate_overrides",
-           "ACTIVATIONS", "INITS", "OUTPUT_ACTIVATIONS", "LOSSES", "OPTIMIZERS"]
+           "ACTIVATIONS", "INITS", "OUTPUT_ACTIVATIONS", "LOSSES", "LiveChoices"]
 
 ACTIVATIONS = ("relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "gelu", "tanh", "sigmoid")
 INITS = ("auto", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "lecun_normal",
          "normal", "uniform", "zeros")
 OUTPUT_ACTIVATIONS = ("auto", "linear", "sigmoid", "softmax", "tanh", "softplus", "relu")
 LOSSES = ("auto", "bce", "cross_entropy", "mse", "huber", "mae")
-OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "adadelta",
-              "lbfgs")
 GRAD_CLIP = ("none", "value", "norm", "global_norm")
 SCALES = ("standard", "minmax", "none")
 ARCHS = ("cnn", "gru", "lstm", "transformer", "efficientnet_lite0")
-SCHEDULE_NAMES = ("none", "step", "exponential", "inverse_time", "one_cycle", "cosine",
-                  "plateau")
+
+
+class LiveChoices(Sequence[str]):
+    """The names in a registry, read each time they are used: a record added to the
+    registry (or patched in by a test) is a valid choice at once, with no copy to update."""
+
+    def __init__(self, names: Callable[[], Sequence[str]]):
+        self._names = names
+
+    def __getitem__(self, i: Any) -> Any:
+        return tuple(self._names())[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return repr(tuple(self._names()))
+
+
+def _optimizer_names() -> Sequence[str]:
+    return tuple(optimizers.OPTIMIZERS)
+
+
+def _schedule_names() -> Sequence[str]:
+    return tuple(schedules.SCHEDULE_KINDS)
 
 
 @dataclass(frozen=True)
@@ -49,7 +71,7 @@ class KeySpec:
     high: float | None = None
     low_open: bool = False  # True: value must be > low (not >=)
     high_open: bool = False
-    choices: tuple[str, ...] = ()
+    choices: Sequence[str] = ()
     help: str = ""
     auto: bool = False  # "auto" is also accepted (decided at run time, e.g. by a range test)
 
@@ -84,7 +106,7 @@ KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "model.dropout": _num("float", 0, 1, high_open=True, help="dropout rate"),
     "model.output_activation": KeySpec("choice", choices=OUTPUT_ACTIVATIONS),
     "loss.name": KeySpec("choice", choices=LOSSES),
-    "optimizer.name": KeySpec("choice", choices=OPTIMIZERS),
+    "optimizer.name": KeySpec("choice", choices=LiveChoices(_optimizer_names)),
     "optimizer.lr": _num("float", 0, 100, low_open=True, auto=True,
                          help="learning rate; auto: an LR range test before training"),
     "optimizer.momentum": _num("float", 0, 1, high_open=True, help="SGD/RMSprop momentum"),
@@ -100,7 +122,8 @@ KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "train.swa": KeySpec("bool", help="stochastic weight averaging over the last epochs"),
     "train.swa_start": _num("float", 0, 1, low_open=True, high_open=True,
                             help="fraction of train.max_epochs after which averaging starts"),
-    "schedule.name": KeySpec("choice", choices=SCHEDULE_NAMES, help="learning-rate schedule"),
+    "schedule.name": KeySpec("choice", choices=LiveChoices(_schedule_names),
+                             help="learning-rate schedule"),
     "schedule.step_size": _num("int", 1, 100_000, help="step: epochs between decays"),
     "schedule.gamma": _num("float", 0, 1, low_open=True, high_open=True,
                            help="step: decay factor"),

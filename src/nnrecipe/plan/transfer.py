@@ -1,5 +1,6 @@
-"""Rules for transfer learning (``--pretrained``): the notes' table by data size and
-similarity, applied to a pretrained convnet (models/pretrained.py does the work).
+"""Rules for transfer learning (``--pretrained``): the four-case table of the Stanford
+CS231n course ("Transfer Learning": new data small or large, similar or different), applied
+to a pretrained convnet (models/pretrained.py does the work).
 
 They read ``profile.inputs["pretrained"]``: the source, its architecture, the measured
 ``divergence`` of the new data from the data the network learned on, and the ``probe``:
@@ -15,7 +16,7 @@ from .rules import Ctx, Decision, Rule
 
 __all__ = ["SIMILAR_BELOW", "SMALL_BELOW", "transfer_rules"]
 
-SMALL_BELOW = 1000  # training samples: below this the notes' "small data" rows apply
+SMALL_BELOW = 1000  # training samples: below this the table's "small data" rows apply
 # Mean BatchNorm KL divergence at or below which the new data counts as similar. Measured
 # on a convnet trained on digits 0-4: digits 5-9 give about 0.1-0.3, while the same digits
 # inverted, or noise, give 2 and more (tests/models/test_pretrained.py).
@@ -80,7 +81,7 @@ def strategy_rule(ctx: Ctx) -> Decision:
     sim = "similarity not measured" if d is None else f"divergence {d:.3g}"
     if gain is not None:
         sim += f", feature probe {gain:+.3f} against the raw inputs"
-    return Decision(value, f"{size}, {sim}: {why} (the notes' transfer-learning table)",
+    return Decision(value, f"{size}, {sim}: {why} (the CS231n transfer-learning table)",
                     "transfer.table")
 
 

@@ -12,7 +12,7 @@ from ..errors import RunError
 from ..runs import RUN_FILES, atomic_write_text
 from . import plots
 from .html import template_env
-from .load import RunFiles, is_cv_dir, load_run_files
+from .load import ReportRun, is_cv_dir, load_run_files
 from .sections import HIGHER_IS_BETTER
 from .summary import fmt, plan_value
 
@@ -34,15 +34,16 @@ def write_compare(run_dirs: list[str | Path], out: Path,
     return out
 
 
-def _load(path: str | Path) -> RunFiles:
+def _load(path: str | Path) -> ReportRun:
     path = Path(path)
     if is_cv_dir(path):
-        raise RunError(f"{path} is a cross-validation directory; compare its fold_k runs, "
-                       "or open its report.html")
+        fold = RUN_FILES["fold"].format(k="k")
+        raise RunError(f"{path} is a cross-validation directory; compare its {fold} runs, "
+                       f"or open its {RUN_FILES['report']}")
     return load_run_files(path)
 
 
-def render_compare(runs: list[RunFiles], pair: tuple[RunFiles, RunFiles],
+def render_compare(runs: list[ReportRun], pair: tuple[ReportRun, ReportRun],
                    page_dir: Path) -> str:
     labels = _labels(runs)
     mains = {r.evaluation["main_metric"] for r in runs}
@@ -59,7 +60,7 @@ def render_compare(runs: list[RunFiles], pair: tuple[RunFiles, RunFiles],
     return template_env().get_template("compare.html").render(**ctx)
 
 
-def leaderboard(runs: list[RunFiles], labels: list[str], page_dir: Path,
+def leaderboard(runs: list[ReportRun], labels: list[str], page_dir: Path,
                 metric: str | None) -> list[dict[str, Any]]:
     """One row per run, best first when every run has the same main metric."""
     rows = [_row(r, labels[i], page_dir) for i, r in enumerate(runs)]
@@ -71,7 +72,7 @@ def leaderboard(runs: list[RunFiles], labels: list[str], page_dir: Path,
     return rows
 
 
-def _row(run: RunFiles, label: str, page_dir: Path) -> dict[str, Any]:
+def _row(run: ReportRun, label: str, page_dir: Path) -> dict[str, Any]:
     ev, plan, prof = run.evaluation, run.plan, run.profile
     val = [(e["val_loss"], e["epoch"]) for e in run.epochs if e.get("val_loss") is not None]
     best = min(val) if val else (None, None)
@@ -103,10 +104,10 @@ def _choices(plan: Any) -> str:
                        f"batch {v('train.batch_size')}", *extra])
 
 
-def plan_diff(a: RunFiles, b: RunFiles) -> dict[str, list[dict[str, Any]]]:
+def plan_diff(a: ReportRun, b: ReportRun) -> dict[str, list[dict[str, Any]]]:
     """Every plan key of two runs: those whose values differ (with both reasons), and
     those that are the same."""
-    def entries(run: RunFiles) -> dict[str, Any]:
+    def entries(run: ReportRun) -> dict[str, Any]:
         return {**run.plan.derived, **run.plan.decisions}
 
     ea, eb = entries(a), entries(b)
@@ -121,7 +122,7 @@ def plan_diff(a: RunFiles, b: RunFiles) -> dict[str, list[dict[str, Any]]]:
     return {"differ": differ, "same": same}
 
 
-def _labels(runs: list[RunFiles]) -> list[str]:
+def _labels(runs: list[ReportRun]) -> list[str]:
     """Each run's directory name; parent/name where two share a name."""
     names = [r.path.name for r in runs]
     return [f"{r.path.parent.name}/{r.path.name}" if names.count(r.path.name) > 1

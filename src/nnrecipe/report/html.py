@@ -16,9 +16,9 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from ..runs import RUN_FILES, atomic_write_text, read_json
+from ..runs import RUN_FILES, atomic_write_text, read_run_files
 from . import plots
-from .load import RunFiles, is_cv_dir, load_run_files
+from .load import ReportRun, is_cv_dir, load_run_files
 from .sections import data_section, doctor_section, evaluation_section, search_section
 from .summary import fmt, render_summary, summary_facts
 
@@ -57,7 +57,7 @@ def _num(v: Any, digits: int = 4) -> str:
     return fmt(v)
 
 
-def render_report(run: RunFiles) -> str:
+def render_report(run: ReportRun) -> str:
     return template_env().get_template("report.html").render(**report_context(run))
 
 
@@ -76,7 +76,7 @@ def rebuild(path: str | Path) -> Path:
     return write_cv_report(path) if is_cv_dir(path) else write_report(path)
 
 
-def report_context(run: RunFiles) -> dict[str, Any]:
+def report_context(run: ReportRun) -> dict[str, Any]:
     ev, task = run.evaluation, run.plan["task"]
     marks = [(f.epoch, f"F{i}", f.severity) for i, f in enumerate(run.findings, start=1)
              if f.epoch]
@@ -116,7 +116,7 @@ def _constant_lr(epochs: list[dict[str, Any]]) -> float | None:
     return rates.pop() if len(rates) == 1 else None
 
 
-def plan_section(run: RunFiles) -> dict[str, Any]:
+def plan_section(run: ReportRun) -> dict[str, Any]:
     plan = run.plan
     rows = [{"key": k, "value": d.value, "reason": d.reason, "rule": d.rule,
              "user": d.rule == "user", "derived": derived}
@@ -135,7 +135,7 @@ def _after_colon(reason: str) -> str:
     return reason.split("): ", 1)[1] if "): " in reason else ""
 
 
-def reproduce_section(run: RunFiles) -> dict[str, Any]:
+def reproduce_section(run: ReportRun) -> dict[str, Any]:
     env = run.environment
     return {"command": env.get("command"), "started_from": env.get("started_from"),
             "time": (env.get("time") or "").replace("T", " "), "cwd": env.get("cwd"),
@@ -163,16 +163,15 @@ def write_cv_report(cv_dir: str | Path) -> Path:
 
 
 def cv_context(cv_dir: Path, *, with_plots: bool = True) -> dict[str, Any]:
-    cv = read_json(cv_dir / "cv.json")
+    cv = read_run_files(cv_dir, require=("cv",)).cv
     summary, base = cv["summary"], cv.get("baseline_summary", {})
     main = "rmse" if cv["task"] == "regression" else "accuracy"
     names = [n for n in ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss",
                          "mae", "rmse", "r2") if n in summary]
     folds = []
     for f in cv["per_fold"]:
-        fold_dir = cv_dir / f"fold_{f['fold']}"
-        folds.append({**f, "link": f"fold_{f['fold']}/report.html"
-                      if (fold_dir / "report.html").is_file() else None})
+        page = Path(_fold(f["fold"])) / RUN_FILES["report"]
+        folds.append({**f, "link": page.as_posix() if (cv_dir / page).is_file() else None})
     base_scores = _fold_baselines(cv_dir, cv, main)
     return {
         "title": f"nnrecipe · cross-validation · {cv_dir.name}", "run_name": cv_dir.name,
@@ -187,22 +186,29 @@ def cv_context(cv_dir: Path, *, with_plots: bool = True) -> dict[str, Any]:
 def _fold_baselines(cv_dir: Path, cv: dict[str, Any], main: str) -> list[float]:
     out = []
     for f in cv["per_fold"]:
-        path = cv_dir / f"fold_{f['fold']}" / RUN_FILES["evaluation"]
-        if not path.is_file():
+        fold_dir = cv_dir / _fold(f["fold"])
+        evaluation = read_run_files(fold_dir).evaluation if fold_dir.is_dir() else None
+        if evaluation is None:
             return []
-        out.append(read_json(path)["baseline"]["metrics"].get(main))
+        out.append(evaluation["baseline"]["metrics"].get(main))
     return out if all(v is not None for v in out) else []
+
+
+def _fold(k: int | str) -> str:
+    """fold k's directory name inside a cross-validation directory."""
+    return RUN_FILES["fold"].format(k=k)
 
 
 def _cv_markdown(ctx: dict[str, Any]) -> str:
     cv, main = ctx["cv"], ctx["main"]
     lines = [f"# nnrecipe cross-validation: {cv['folds']} folds ({cv['task']})", "",
-             "Each fold was held out once as the test rows of a full run (fold_k/).", "",
+             "Each fold was held out once as the test rows of a full run "
+             f"({_fold('k')}/).", "",
              "| metric | mean ± std | baseline mean |", "|---|---|---|"]
     for r in ctx["rows"]:
         b = "" if r["baseline"] is None else f"{r['baseline']:.4g}"
         lines.append(f"| {r['name']} | {r['mean']:.4g} ± {fmt(r['std'])} | {b} |")
     lines += ["", f"Per fold ({main}): " + ", ".join(
         f"fold {f['fold']} {fmt(f.get(main))}" for f in ctx["folds"]), "",
-        "Full report: report.html (open it in a browser).", ""]
+        f"Full report: {RUN_FILES['report']} (open it in a browser).", ""]
     return "\n".join(lines)

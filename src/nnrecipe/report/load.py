@@ -1,32 +1,32 @@
-"""Read a finished run directory for a report: plain files only (no model, no torch), so a
-report can be rebuilt anywhere. Optional files (findings, repairs, the monitor's samples,
-the LR range test, a search's tune.json) are None or empty when absent."""
+"""A finished run directory as the report sees it: the files read by
+:func:`nnrecipe.runs.read_run_files` (plain files only: no model, no torch, so a report can
+be rebuilt anywhere), turned into the plan, profile and findings objects the sections use.
+Optional files (findings, repairs, the monitor's samples, the LR range test, a search's
+tune.json, the pictures) are None or empty when absent."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ..data.profile import DataProfile
 from ..doctor.findings import Finding
 from ..errors import RunError
 from ..plan import Plan
-from ..runs import RUN_FILES, read_json
+from ..runs import RUN_FILES, read_run_files
 
-__all__ = ["RunFiles", "load_run_files", "is_cv_dir", "REQUIRED"]
+__all__ = ["ReportRun", "load_run_files", "is_cv_dir", "REQUIRED"]
 
 # what a run directory must hold for a report (a finished `train`, a cv fold, a tune run)
 REQUIRED = ("plan", "profile", "evaluation")
 
 
 @dataclass
-class RunFiles:
-    """A run directory's files, read. Has the attributes report.summary reads from a
-    :class:`~nnrecipe.api.Run` (plan, profile, evaluation, findings, repairs, path)."""
+class ReportRun:
+    """A run directory's files, ready for the report. Has the attributes report.summary
+    reads from a :class:`~nnrecipe.api.Run` (plan, profile, evaluation, findings, repairs,
+    path)."""
 
     path: Path
     plan: Plan
@@ -48,56 +48,33 @@ class RunFiles:
 
 
 def is_cv_dir(path: Path) -> bool:
-    return (Path(path) / "cv.json").is_file()
+    return (Path(path) / RUN_FILES["cv"]).is_file()
 
 
-def check_run_dir(path: Path, what: str = "run directory") -> Path:
-    """``path`` as a finished run directory, or a RunError saying what is wrong."""
-    path = Path(path)
-    if not path.is_dir():
-        problem = "is a file, not a directory" if path.exists() else "not found"
-        raise RunError(f"{what} {path} {problem}; give the --out directory of a finished "
-                       "`nnrecipe train` (or cv, tune)")
-    lacking = [RUN_FILES[k] for k in REQUIRED if not (path / RUN_FILES[k]).is_file()]
-    if lacking:
-        raise RunError(f"{path} is not a finished nnrecipe run: {', '.join(lacking)} missing")
-    return path
-
-
-def load_run_files(path: Path) -> RunFiles:
-    path = check_run_dir(path)
-    f = {k: path / v for k, v in RUN_FILES.items()}
+def load_run_files(path: str | Path) -> ReportRun:
+    """Read ``path`` for a report; a RunError (one line) when it is not a finished run or
+    one of its files is damaged."""
+    files = read_run_files(path, require=REQUIRED)
     try:
-        run = RunFiles(
-            path=path,
-            plan=Plan.from_dict(yaml.safe_load(f["plan"].read_text(encoding="utf-8"))),
-            profile=DataProfile.from_dict(read_json(f["profile"])),
-            evaluation=read_json(f["evaluation"]),
-            epochs=_jsonl(f["metrics"]),
-            findings=[Finding.from_dict(d) for d in _optional(f["findings"]) or []],
-            repairs=_optional(f["repairs"]) or [],
-            monitor=_optional(f["monitor"]),
-            lr_find=_optional(path / "lr_find.json"),
-            tune=_optional(path / "tune.json"),
-            environment=_optional(f["environment"]) or {},
-        )
-    except (ValueError, KeyError, TypeError, yaml.YAMLError) as e:
-        raise RunError(f"{path} holds a damaged run file ({type(e).__name__}: {e}); "
+        plan = Plan.from_dict(files.plan)
+        profile = DataProfile.from_dict(files.profile)
+        findings = [Finding.from_dict(d) for d in files.findings]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise RunError(f"{files.path} holds a damaged run file ({type(e).__name__}: {e}); "
                        "train it again") from e
-    run.lr_find_png = _bytes(path / "lr_find.png")
-    run.mistakes_png = _bytes(path / "mistakes.png")
-    return run
+    return ReportRun(
+        path=files.path, plan=plan, profile=profile, evaluation=files.evaluation or {},
+        epochs=files.metrics, findings=findings, repairs=files.repairs,
+        monitor=files.monitor, lr_find=files.lr_find, tune=files.tune,
+        environment=files.environment or {},
+        lr_find_png=_bytes(files.lr_find_png), mistakes_png=_bytes(files.mistakes_png),
+    )
 
 
-def _bytes(path: Path) -> bytes | None:
-    return path.read_bytes() if path.is_file() else None
-
-
-def _optional(path: Path) -> Any:
-    return read_json(path) if path.is_file() else None
-
-
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+def _bytes(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise RunError(f"{path} cannot be read ({type(e).__name__}: {e})") from e

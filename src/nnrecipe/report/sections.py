@@ -8,7 +8,7 @@ from typing import Any
 
 from ..doctor.findings import CODES
 from . import plots
-from .load import RunFiles
+from .load import ReportRun
 from .summary import SHOWN, data_notes, fmt
 
 __all__ = ["data_section", "doctor_section", "evaluation_section", "search_section"]
@@ -25,7 +25,7 @@ WHEN = {"data": "before training", "config": "before training", "preflight": "pr
 
 # ------------------------------------------------------------------------------ data
 
-def data_section(run: RunFiles) -> dict[str, Any]:
+def data_section(run: ReportRun) -> dict[str, Any]:
     prof = run.profile
     dropped = set((run.plan.derived["data.drop"].value or {}) if "data.drop" in run.plan.derived
                   else ())
@@ -40,7 +40,7 @@ def data_section(run: RunFiles) -> dict[str, Any]:
     modality = getattr(prof, "modality", "table")
     return {
         "modality": modality, "inputs": getattr(prof, "inputs", {}) or {},
-        "n_features": prof.n_columns - 1 if modality == "table" else None,
+        "n_features": prof.n_columns - 1 if prof.columns else None,  # a table's inputs
         "n_rows": prof.n_rows, "n_columns": prof.n_columns, "target": prof.target,
         "task": prof.task, "task_reason": prof.task_reason, "columns": columns,
         "more_columns": max(0, len(items) - MAX_COLUMNS),
@@ -98,7 +98,7 @@ def _bars(st: dict[str, Any], width: int = SPARK_W, height: int = SPARK_H
 
 # ---------------------------------------------------------------------------- doctor
 
-def doctor_section(run: RunFiles) -> dict[str, Any]:
+def doctor_section(run: ReportRun) -> dict[str, Any]:
     cards = []
     for i, f in enumerate(run.findings, start=1):
         where = " · ".join(x for x in (f"epoch {f.epoch}" if f.epoch else "",
@@ -120,7 +120,7 @@ def doctor_section(run: RunFiles) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------ evaluation
 
-def evaluation_section(run: RunFiles) -> dict[str, Any]:
+def evaluation_section(run: ReportRun) -> dict[str, Any]:
     ev = run.evaluation
     model, base = ev["metrics"], ev["baseline"]["metrics"]
     names = [n for n in HIGHER_IS_BETTER if n in model] + [
@@ -184,7 +184,7 @@ def _best_f1(rows: list[dict[str, Any]]) -> float | None:
     return best["threshold"] if best else None
 
 
-def _label_issues(run: RunFiles) -> dict[str, Any] | None:
+def _label_issues(run: ReportRun) -> dict[str, Any] | None:
     f = next((f for f in run.findings if f.code == "label_issues"), None)
     if f is None:
         return None

@@ -4,13 +4,17 @@ against the dumb baseline, the main risks, what to do next.
 :func:`summary_facts` gathers it as plain sentences; :func:`render_summary` writes it as
 Markdown (summary.md, for a ticket or an email) and the HTML report shows the same facts
 as its first section. Both read only what a run directory holds, so they work on an
-:class:`~nnrecipe.api.Run` and on :class:`~nnrecipe.report.load.RunFiles` alike.
+:class:`~nnrecipe.api.Run` and on :class:`~nnrecipe.report.load.ReportRun` alike.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from .. import modalities
+from ..modalities import Modality
+from ..runs import RUN_FILES
 
 __all__ = ["render_summary", "summary_facts", "key_choices", "metric_rows", "data_notes",
            "findings_lines", "fmt", "plan_value"]
@@ -167,21 +171,13 @@ def _grade(gain: float | None, beats: bool, headline: bool = False) -> str:
 
 
 def inputs_phrase(prof: Any) -> str:
-    """What the network reads, in words: columns of a table, images, text..."""
-    modality, inputs = getattr(prof, "modality", "table"), getattr(prof, "inputs", {}) or {}
-    if modality == "table":
-        n = prof.n_columns - 1
-        return f"{n} input column{'s' if n != 1 else ''}"
-    if modality in ("image", "volume") and inputs.get("spatial"):
-        size = "×".join(map(str, inputs["spatial"]))
-        return f"{modality}s of {size} pixels, {inputs.get('channels', 1)} channel(s)"
-    if modality == "text" and inputs.get("text_column"):
-        return f"the text in column '{inputs['text_column']}'"
-    if modality == "series":
-        return "the values that came before (a window of the series)"
-    if modality == "sequence":
-        return f"sequences of {inputs.get('length')} steps"
-    return f"{modality} inputs"
+    """What the network reads, in words: columns of a table, images, text... (the
+    modality's own words)."""
+    return _modality(prof).describe_inputs(prof)
+
+
+def _modality(prof: Any) -> Modality:
+    return modalities.get(getattr(prof, "modality", "table"))
 
 
 def _what_predicted(run: Any) -> str:
@@ -195,7 +191,7 @@ def _what_predicted(run: Any) -> str:
         what = (f"one of two classes ({shown})" if task == "binary"
                 else f"one of {len(classes)} classes ({shown})")
     s = prof.splits
-    rows = "rows" if getattr(prof, "modality", "table") == "table" else "samples"
+    rows = _modality(prof).unit
     return (f"The network predicts '{prof.target}', {what}, from {inputs_phrase(prof)}. "
             f"It learned from {s.get('train')} {rows}, chose when to stop on {s.get('val')} "
             f"more, and was then tested on {s.get('test')} {rows} it had never seen."
@@ -243,7 +239,7 @@ def _result(run: Any, gain: float | None, beats: bool) -> str:
 
 def _risks_and_steps(run: Any, beats: bool) -> tuple[list[str], list[str]]:
     ev, prof = run.evaluation, run.profile
-    table = getattr(prof, "modality", "table") == "table"
+    table = bool(prof.columns)  # column-wise advice only where the inputs are columns
     risks, steps = [], []
     if not beats:
         risks.append("The network is no better than always giving the same answer.")
@@ -280,7 +276,7 @@ def _risks_and_steps(run: Any, beats: bool) -> tuple[list[str], list[str]]:
         risks.append("No warning signs: the doctor found nothing above information level.")
     use = (f"Predict new rows: nnrecipe predict {run.path} new.csv --out predictions.csv"
            if table else "Look at the test samples with the highest loss (the report's "
-           "Evaluation section, mistakes.png) for what they have in common.")
+           f"Evaluation section, {RUN_FILES['mistakes']}) for what they have in common.")
     return risks[:MAX_RISKS], steps[:MAX_STEPS - 1] + [use]
 
 
@@ -336,8 +332,15 @@ def render_summary(run: Any) -> str:
         lines += ["", "## What the data showed", ""] + [f"- {x}" for x in s["notes"]]
     lines += ["", "## The model", "", s["model"], s["training"]]
     lines += ["", "## Files", "", f"Run directory: `{s['run_dir']}`", "",
-              "report.html (the full report: open it in a browser) · plan.yaml (every "
-              "decision and why) · profile.json · metrics.jsonl · evaluation.json · "
-              "findings.json · model.pt · preprocess.json · checkpoints/"
-              + (" · repairs.json" if s["repairs"] else ""), ""]
+              " · ".join(_listed_files(bool(s["repairs"]))), ""]
     return "\n".join(lines)
+
+
+def _listed_files(repairs: bool) -> list[str]:
+    """The run files summary.md points to, in reading order."""
+    f = RUN_FILES
+    return [f"{f['report']} (the full report: open it in a browser)",
+            f"{f['plan']} (every decision and why)",
+            *(f[k] for k in ("profile", "metrics", "evaluation", "findings", "model",
+                             "preprocess")),
+            f"{f['checkpoints']}/", *([f["repairs"]] if repairs else [])]

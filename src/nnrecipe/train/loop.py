@@ -17,17 +17,17 @@ import copy
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
-from ..plan import Plan
 from ..runs import RUN_FILES, atomic_write_text, json_safe
 from .callbacks import TrainState, Watcher
 from .checkpoint import save_checkpoint
@@ -35,6 +35,9 @@ from .early_stopping import EarlyStopping
 from .optim import make_optimizer, parameter_groups
 from .progress import TrainProgress
 from .schedules import ScheduleSpec, make_schedule
+
+if TYPE_CHECKING:  # train/ never imports plan/ at run time: plan/ reads our records
+    from ..plan.schema import Plan
 
 __all__ = ["History", "fit", "predict_batches"]
 
@@ -81,8 +84,38 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
     afresh. ``tag``: fields added to every epoch's log line (e.g. the repair attempt).
     ``augment``: applied to each training batch's inputs (never to validation).
     ``order(generator, batch_size)``: each epoch's order of the training rows (by default
-    a random permutation; text: batches by length, data/text.length_order)."""
-    torch.manual_seed(plan["seed"])  # dropout / RReLU draws
+    a random permutation; text: batches by length, data/text.length_order).
+
+    Dropout and other random layers draw from torch's global RNG, seeded with
+    ``plan["seed"]`` for the run; the caller's global RNG state (CPU, and the CUDA devices
+    the model is on) is the same after the call as before it."""
+    with _run_rng(model, plan["seed"]):
+        return _fit(model, plan, train, val, loss_fn=loss_fn, val_metrics=val_metrics,
+                    main_metric=main_metric, watchers=watchers, run_dir=run_dir,
+                    progress=progress, resume=resume, tag=tag, augment=augment, order=order)
+
+
+@contextmanager
+def _run_rng(model: nn.Module, seed: int) -> Iterator[None]:
+    """Seed torch's global RNG with ``seed`` for the block (the same draws as
+    ``torch.manual_seed(seed)``: the CPU generator and those of the CUDA devices the model
+    is on), then give the caller's RNG state back."""
+    cuda = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(seed)
+        for d in cuda:
+            torch.cuda.default_generators[d].manual_seed(seed)
+        yield
+
+
+def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
+         val: tuple[torch.Tensor, torch.Tensor] | None, *, loss_fn: nn.Module,
+         val_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None,
+         main_metric: str | None, watchers: Sequence[Watcher], run_dir: Path | None,
+         progress: bool, resume: History | None, tag: dict[str, Any] | None,
+         augment: Callable[[torch.Tensor], torch.Tensor] | None,
+         order: Callable[[torch.Generator, int], torch.Tensor] | None) -> History:
+    """:func:`fit`'s work, run inside the seeded RNG."""
     gen = torch.Generator().manual_seed(plan["seed"])  # shuffling
     optimizer = make_optimizer(plan, parameter_groups(model, plan))  # transfer: per-group lr
     bs, max_epochs = plan["train.batch_size"], plan["train.max_epochs"]
@@ -186,9 +219,9 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                 ckpt = dict(model=model, optimizer=optimizer, epoch=epoch, step=state.step,
                             best_val_loss=history.best_val_loss or math.inf, generator=gen,
                             extra={"schedule": schedule.state_dict()} if schedule else None)
-                save_checkpoint(Path(run_dir) / "checkpoints" / "last.pt", **ckpt)
+                save_checkpoint(Path(run_dir) / RUN_FILES["checkpoint_last"], **ckpt)
                 if improved:
-                    save_checkpoint(Path(run_dir) / "checkpoints" / "best.pt", **ckpt)
+                    save_checkpoint(Path(run_dir) / RUN_FILES["checkpoint_best"], **ckpt)
             bar.epoch(logs)
             # 5. watchers and stopping
             if not math.isfinite(logs["train_loss"]):

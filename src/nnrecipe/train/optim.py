@@ -1,35 +1,38 @@
-"""Optimizers from the plan, with the usual defaults of each."""
+"""Optimizers from the plan, built from their records in train/optimizers.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..plan import Plan
+from . import optimizers
 
-__all__ = ["make_optimizer", "parameter_groups", "LBFGS_HISTORY"]
+if TYPE_CHECKING:  # train/ never imports plan/ at run time: plan/ reads our records
+    from ..plan.schema import Plan
 
-LBFGS_HISTORY = 100  # curvature pairs L-BFGS keeps (PyTorch's default)
+__all__ = ["make_optimizer", "parameter_groups"]
 
 
 def make_optimizer(plan: Plan, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    name, lr, wd = plan["optimizer.name"], plan["optimizer.lr"], plan["optimizer.weight_decay"]
-    betas = tuple(plan["optimizer.betas"])
-    o = torch.optim
-    if name == "sgd":
-        return o.SGD(params, lr=lr, momentum=plan["optimizer.momentum"],
-                     nesterov=plan["optimizer.nesterov"], weight_decay=wd)
-    if name == "rmsprop":
-        return o.RMSprop(params, lr=lr, momentum=plan["optimizer.momentum"], weight_decay=wd)
-    if name in ("adam", "adamw", "nadam", "adamax"):
-        cls = {"adam": o.Adam, "adamw": o.AdamW, "nadam": o.NAdam, "adamax": o.Adamax}[name]
-        return cls(params, lr=lr, betas=betas, weight_decay=wd)
-    if name == "lbfgs":  # full batch; the loop passes a closure to step()
-        return o.LBFGS(params, lr=lr, history_size=LBFGS_HISTORY, line_search_fn="strong_wolfe")
-    cls = {"adagrad": o.Adagrad, "adadelta": o.Adadelta}[name]
-    return cls(params, lr=lr, weight_decay=wd)
+    """The optimizer ``optimizer.name`` names, with the plan's settings that it takes."""
+    spec = optimizers.OPTIMIZERS[plan["optimizer.name"]]
+    return spec.make(params, **_settings(spec, plan))
+
+
+def _settings(spec: optimizers.OptimizerSpec, plan: Plan) -> dict[str, Any]:
+    """The keyword arguments for ``spec.make``: the plan's values for what it takes."""
+    kwargs: dict[str, Any] = {"lr": plan["optimizer.lr"]}
+    if spec.momentum is not None:
+        kwargs["momentum"] = plan["optimizer.momentum"]
+    if spec.nesterov:
+        kwargs["nesterov"] = plan["optimizer.nesterov"]
+    if spec.betas is not None:
+        kwargs["betas"] = tuple(plan["optimizer.betas"])
+    if spec.weight_decay:
+        kwargs["weight_decay"] = plan["optimizer.weight_decay"]
+    return {**kwargs, **spec.options}
 
 
 def parameter_groups(model: torch.nn.Module, plan: Plan) -> Any:

@@ -19,20 +19,27 @@ Epoch ``t`` (0-based) of an epoch-wise schedule trains at ``lr_at(spec, lr0, t)`
 Warmup (``warmup_epochs = W > 0``, any schedule but one_cycle, which warms up itself): LinearLR
 ramps from lr0 × WARMUP_START_FACTOR at epoch 0 linearly towards lr0 (epoch t < W trains at
 lr0 · (0.1 + 0.9·t/W)); epoch W trains at lr0 and the schedule runs on from its own t = 0.
+
+Each schedule is one ``ScheduleKind`` record in ``SCHEDULE_KINDS`` (at the end of this file):
+how to build it and its closed form. The plan's ``schedule.name`` choices, ``make_schedule``
+and ``lr_at`` read that registry, so adding a schedule is adding one record (its settings,
+if it needs new ones, go in ``ScheduleSpec`` and the plan's keys).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import torch
 from torch.optim import lr_scheduler as sched
 
-__all__ = ["SCHEDULES", "Schedule", "ScheduleSpec", "lr_at", "make_schedule"]
+__all__ = ["SCHEDULES", "SCHEDULE_KINDS", "Schedule", "ScheduleKind", "ScheduleSpec", "lr_at",
+           "make_schedule"]
 
-SCHEDULES = ("none", "step", "exponential", "inverse_time", "one_cycle", "cosine", "plateau")
 WARMUP_START_FACTOR = 0.1  # warmup starts at lr0 / 10
 
 
@@ -49,8 +56,9 @@ class ScheduleSpec:
     max_lr_mult: float = 1.0   # one_cycle: peak = lr0 × max_lr_mult (fastai: the lr is the peak)
 
     def __post_init__(self) -> None:
+        kind = SCHEDULE_KINDS.get(self.name)
         checks = {
-            f"name must be one of {SCHEDULES}": self.name in SCHEDULES,
+            f"name must be one of {tuple(SCHEDULE_KINDS)}": kind is not None,
             "step_size must be >= 1": self.step_size >= 1,
             "gamma must be in (0, 1]": 0 < self.gamma <= 1,
             "k must be >= 0": self.k >= 0,
@@ -59,8 +67,8 @@ class ScheduleSpec:
             "patience must be >= 0": self.patience >= 0,
             "factor must be in (0, 1)": 0 < self.factor < 1,
             "max_lr_mult must be > 0": self.max_lr_mult > 0,
-            "one_cycle warms up by itself: warmup_epochs must be 0":
-                not (self.name == "one_cycle" and self.warmup_epochs),
+            f"{self.name} warms up by itself: warmup_epochs must be 0":
+                not (kind is not None and kind.warms_up_itself and self.warmup_epochs),
         }
         bad = [msg for msg, ok in checks.items() if not ok]
         if bad:
@@ -73,15 +81,10 @@ def lr_at(spec: ScheduleSpec, lr0: float, epoch: int, *, epochs: int | None = No
     w = spec.warmup_epochs
     if epoch < w:
         return lr0 * (WARMUP_START_FACTOR + (1 - WARMUP_START_FACTOR) * epoch / w)
-    if spec.name == "cosine":
-        if epochs is None:
-            raise ValueError("lr_at for cosine needs epochs=")
-        t_max = _cosine_t_max(spec, epochs)
-        cos = (1 + math.cos(math.pi * (epoch - w) / t_max)) / 2
-        return spec.min_lr + (lr0 - spec.min_lr) * cos
-    if spec.name in ("one_cycle", "plateau"):
+    closed_form = SCHEDULE_KINDS[spec.name].closed_form
+    if closed_form is None:
         raise ValueError(f"the {spec.name} schedule has no epoch-wise closed form")
-    return lr0 * _factor(spec)(epoch - w)
+    return closed_form(spec, lr0, epoch - w, epochs)
 
 
 class Schedule:
@@ -141,46 +144,28 @@ def make_schedule(spec: ScheduleSpec, optimizer: torch.optim.Optimizer, *, epoch
                   steps_per_epoch: int) -> Schedule | None:
     """The schedule for ``optimizer`` (whose current LR is lr0), or None when the LR stays
     constant ("none" without warmup). Build it right after the optimizer, before training."""
-    if spec.name == "none" and not spec.warmup_epochs:
-        return None
-    if spec.name == "one_cycle":
-        return _one_cycle(spec, optimizer, epochs * steps_per_epoch)
-    warmup = _warmup(spec, optimizer)
-    if spec.name == "plateau":
-        plateau = sched.ReduceLROnPlateau(optimizer, mode="min", factor=spec.factor,
-                                          patience=spec.patience, min_lr=spec.min_lr)
-        return Schedule(optimizer, plateau, per_batch=False, plateau_warmup=warmup,
-                        warmup_epochs=spec.warmup_epochs)
-    main = _epoch_scheduler(spec, optimizer, epochs)
-    if warmup is not None:
-        main = sched.SequentialLR(optimizer, [warmup, main], milestones=[spec.warmup_epochs])
-    return Schedule(optimizer, main, per_batch=False)
+    return SCHEDULE_KINDS[spec.name].build(spec, optimizer, epochs, steps_per_epoch)
 
 
-def _epoch_scheduler(spec: ScheduleSpec, optimizer: torch.optim.Optimizer,
-                     epochs: int) -> sched.LRScheduler:
-    if spec.name == "step":
-        return sched.StepLR(optimizer, step_size=spec.step_size, gamma=spec.gamma)
-    if spec.name == "cosine":
-        return sched.CosineAnnealingLR(optimizer, T_max=_cosine_t_max(spec, epochs),
-                                       eta_min=spec.min_lr)
-    return sched.LambdaLR(optimizer, _factor(spec))
+# ---- the records ----------------------------------------------------------------------------
+Build = Callable[[ScheduleSpec, torch.optim.Optimizer, int, int], Schedule | None]
+ClosedForm = Callable[[ScheduleSpec, float, int, int | None], float]
 
 
-def _factor(spec: ScheduleSpec):
-    """LR multiplier at schedule epoch t for the LambdaLR-expressible schedules."""
-    k = spec.k
-    if spec.name == "exponential":
-        return lambda t: math.exp(-k * t)
-    if spec.name == "inverse_time":
-        return lambda t: 1.0 / (1.0 + k * t)
-    if spec.name == "step":
-        return lambda t: spec.gamma ** (t // spec.step_size)
-    return lambda t: 1.0  # "none" (after warmup)
+@dataclass(frozen=True)
+class ScheduleKind:
+    """One schedule the plan may name (``schedule.name``).
 
+    ``build(spec, optimizer, epochs, steps_per_epoch)`` makes the schedule (None: the LR
+    stays constant). ``closed_form(spec, lr0, t, epochs)`` is the LR at epoch ``t`` counted
+    after the warmup (None: there is no closed form). ``warms_up_itself``: warmup_epochs
+    must be 0.
+    """
 
-def _cosine_t_max(spec: ScheduleSpec, epochs: int) -> int:
-    return max(1, epochs - spec.warmup_epochs)
+    name: str
+    build: Build
+    closed_form: ClosedForm | None = None
+    warms_up_itself: bool = False
 
 
 def _warmup(spec: ScheduleSpec, optimizer: torch.optim.Optimizer) -> sched.LinearLR | None:
@@ -190,10 +175,97 @@ def _warmup(spec: ScheduleSpec, optimizer: torch.optim.Optimizer) -> sched.Linea
                           total_iters=spec.warmup_epochs)
 
 
-def _one_cycle(spec: ScheduleSpec, optimizer: torch.optim.Optimizer, total_steps: int) -> Schedule:
+def _epoch_wise(scheduler: Callable[[ScheduleSpec, torch.optim.Optimizer, int], Any]) -> Build:
+    """A build for a torch scheduler stepped once an epoch, after the warmup if any."""
+    def build(spec, optimizer, epochs, steps_per_epoch):
+        warmup = _warmup(spec, optimizer)  # first: it sets the LR the next one starts from
+        main = scheduler(spec, optimizer, epochs)
+        if warmup is not None:
+            main = sched.SequentialLR(optimizer, [warmup, main], milestones=[spec.warmup_epochs])
+        return Schedule(optimizer, main, per_batch=False)
+    return build
+
+
+def _by_factor(factor: Callable[[ScheduleSpec], Callable[[int], float]]
+               ) -> tuple[Build, ClosedForm]:
+    """The build (a LambdaLR) and the closed form of a schedule that multiplies lr0 by
+    ``factor(spec)(t)`` at epoch t."""
+    build = _epoch_wise(lambda spec, optimizer, epochs: sched.LambdaLR(optimizer, factor(spec)))
+    return build, lambda spec, lr0, t, epochs: lr0 * factor(spec)(t)
+
+
+def _constant(spec: ScheduleSpec) -> Callable[[int], float]:
+    return lambda t: 1.0
+
+
+def _step(spec: ScheduleSpec) -> Callable[[int], float]:
+    return lambda t: spec.gamma ** (t // spec.step_size)
+
+
+def _exponential(spec: ScheduleSpec) -> Callable[[int], float]:
+    return lambda t: math.exp(-spec.k * t)
+
+
+def _inverse_time(spec: ScheduleSpec) -> Callable[[int], float]:
+    return lambda t: 1.0 / (1.0 + spec.k * t)
+
+
+_keep, _keep_at = _by_factor(_constant)
+
+
+def _none(spec, optimizer, epochs, steps_per_epoch) -> Schedule | None:
+    """No schedule, unless there is a warmup: then the LR stays at lr0 after it."""
+    return _keep(spec, optimizer, epochs, steps_per_epoch) if spec.warmup_epochs else None
+
+
+def _step_lr(spec: ScheduleSpec, optimizer: torch.optim.Optimizer, epochs: int) -> Any:
+    return sched.StepLR(optimizer, step_size=spec.step_size, gamma=spec.gamma)
+
+
+def _cosine_t_max(spec: ScheduleSpec, epochs: int) -> int:
+    return max(1, epochs - spec.warmup_epochs)
+
+
+def _cosine_lr(spec: ScheduleSpec, optimizer: torch.optim.Optimizer, epochs: int) -> Any:
+    return sched.CosineAnnealingLR(optimizer, T_max=_cosine_t_max(spec, epochs),
+                                   eta_min=spec.min_lr)
+
+
+def _cosine_at(spec: ScheduleSpec, lr0: float, t: int, epochs: int | None) -> float:
+    if epochs is None:
+        raise ValueError("lr_at for cosine needs epochs=")
+    cos = (1 + math.cos(math.pi * t / _cosine_t_max(spec, epochs))) / 2
+    return spec.min_lr + (lr0 - spec.min_lr) * cos
+
+
+def _plateau(spec, optimizer, epochs, steps_per_epoch) -> Schedule:
+    warmup = _warmup(spec, optimizer)
+    plateau = sched.ReduceLROnPlateau(optimizer, mode="min", factor=spec.factor,
+                                      patience=spec.patience, min_lr=spec.min_lr)
+    return Schedule(optimizer, plateau, per_batch=False, plateau_warmup=warmup,
+                    warmup_epochs=spec.warmup_epochs)
+
+
+def _one_cycle(spec, optimizer, epochs, steps_per_epoch) -> Schedule:
+    total_steps = max(1, epochs * steps_per_epoch)
     defaults = optimizer.defaults
     has_momentum = "betas" in defaults or defaults.get("momentum", 0) > 0
     peak = [g["lr"] * spec.max_lr_mult for g in optimizer.param_groups]
-    one = sched.OneCycleLR(optimizer, max_lr=peak, total_steps=max(1, total_steps),
+    one = sched.OneCycleLR(optimizer, max_lr=peak, total_steps=total_steps,
                            cycle_momentum=has_momentum)
-    return Schedule(optimizer, one, per_batch=True, total_steps=max(1, total_steps))
+    return Schedule(optimizer, one, per_batch=True, total_steps=total_steps)
+
+
+# The order is the order of the plan's choices.
+_RECORDS = (
+    ScheduleKind("none", _none, _keep_at),
+    ScheduleKind("step", _epoch_wise(_step_lr), _by_factor(_step)[1]),
+    ScheduleKind("exponential", *_by_factor(_exponential)),
+    ScheduleKind("inverse_time", *_by_factor(_inverse_time)),
+    ScheduleKind("one_cycle", _one_cycle, warms_up_itself=True),
+    ScheduleKind("cosine", _epoch_wise(_cosine_lr), _cosine_at),
+    ScheduleKind("plateau", _plateau),
+)
+
+SCHEDULE_KINDS: Mapping[str, ScheduleKind] = MappingProxyType({r.name: r for r in _RECORDS})
+SCHEDULES = tuple(SCHEDULE_KINDS)  # the names, in order (SCHEDULE_KINDS is the registry)

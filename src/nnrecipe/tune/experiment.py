@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import NnrecipeError
-from ..runs import atomic_write_text, json_safe
+from ..runs import RUN_FILES, atomic_write_text, json_safe
 
 __all__ = ["EXPECTATIONS", "HIGHER_IS_BETTER", "paired_verdict", "append_journal",
            "read_journal", "JOURNAL"]
@@ -32,7 +32,7 @@ EXPECTATIONS = ("better", "worse", "same")
 HIGHER_IS_BETTER = {"accuracy": True, "balanced_accuracy": True, "f1_macro": True,
                     "precision_macro": True, "recall_macro": True, "roc_auc": True, "r2": True,
                     "log_loss": False, "rmse": False, "mae": False}
-JOURNAL = "experiments.jsonl"
+JOURNAL = RUN_FILES["experiments_journal"]  # experiments.jsonl, in the run root
 
 
 def paired_verdict(baseline: list[float], changed: list[float], *, expect: str,

@@ -1,10 +1,12 @@
 """Hyper-parameter search with Optuna: the search space from the rules, the study, pruning.
 
-The notes: tune the learning rate first (the range test), then run many configurations
-and keep the best by validation. Here:
+Tune the learning rate first (Smith 2017's range test), then try many configurations and
+keep the best by validation (Bergstra & Bengio 2012: random beats grid; Bergstra et al.
+2011: TPE). Here:
 
 - the **space** comes from rules (:func:`default_space`): a log-uniform LR around the range
-  test's suggestion, 1-5 hidden layers, width 16-512, dropout 0.1-0.5, batch size 8-128,
+  test's suggestion, the network's size as its modality chooses (a table: 1-5 hidden
+  layers, width 16-512), dropout 0.1-0.5, batch size 8-128,
   and the optimizer among Adam, Nadam, AdaMax, RMSprop and SGD with momentum. ``--set``
   fixes a key (it leaves the space); ``--space key=low:high`` (or ``key=a,b,c``) narrows or
   adds one;
@@ -30,20 +32,30 @@ import optuna
 
 from ..errors import PlanError
 from ..plan import KEYS, Plan, validate_overrides
+from ..runs import RUN_FILES
+from ..train import optimizers
 from ..train.callbacks import TrainState, Watcher
 
-__all__ = ["Dim", "PruneOnValLoss", "default_space", "finished", "merge_space", "open_study",
-           "parse_space", "storage_for", "study_summary", "JOURNAL_FILE", "TUNED_OPTIMIZERS"]
+__all__ = ["Dim", "PruneOnValLoss", "conv_dims", "default_space", "finished", "merge_space",
+           "mlp_dims", "open_study", "parse_space", "range_dim", "rnn_dims", "storage_for",
+           "study_summary", "tuned_optimizers", "JOURNAL_FILE"]
 
-JOURNAL_FILE = "study.journal"
-# the optimizers the notes recommend trying (L-BFGS is for full-batch problems, not a search)
-TUNED_OPTIMIZERS = ("adam", "nadam", "adamax", "rmsprop", "sgd")
-# keys searched on a log scale when their range allows it (multiplicative effects)
-LOG_KEYS = ("optimizer.lr", "optimizer.weight_decay", "regularization.l1", "regularization.l2",
-            "model.width", "train.batch_size", "schedule.k")
+JOURNAL_FILE = RUN_FILES["study"]
+# keys searched on a log scale when their range allows it (multiplicative effects); the L2
+# penalty is optimizer.weight_decay
+LOG_KEYS = ("optimizer.lr", "optimizer.weight_decay", "regularization.l1", "model.width",
+            "train.batch_size", "schedule.k")
 LR_SPAN = 10.0  # the LR is searched from suggestion/10 to suggestion*10
 PRUNER_STARTUP_TRIALS = 5  # the median needs a few finished trials to mean anything
 PRUNER_WARMUP_EPOCHS = 3  # the first epochs' validation loss is too noisy to judge a trial
+
+
+def tuned_optimizers() -> tuple[str, ...]:
+    """The optimizers the tuner tries, in their records' ``tune_rank`` order: the usual
+    ones (L-BFGS is for full-batch problems, not a search)."""
+    ranked = [(r.tune_rank, name) for name, r in optimizers.OPTIMIZERS.items()
+              if r.tune_rank is not None]
+    return tuple(name for _, name in sorted(ranked))
 
 
 @dataclass(frozen=True)
@@ -77,31 +89,60 @@ class Dim:
                 "reason": self.reason}
 
 
-def default_space(plan: Plan, lr_center: float | None, lr_rule: str = "") -> dict[str, Dim]:
-    """The rules' search space around ``plan`` (ranges widened to hold the plan's own
-    values, so the default plan is a point of the space and can be tried first)."""
-    def around(key: str, low: float, high: float) -> tuple[float, float]:
-        v = plan[key]
-        return (min(low, v), max(high, v)) if isinstance(v, int | float) else (low, high)
+def range_dim(plan: Plan, key: str, kind: str, low: float, high: float, *,
+              log: bool = False, reason: str = "") -> Dim:
+    """A searched range around ``plan``'s value of ``key``: widened to hold it, so the
+    default plan is a point of the space and can be tried first."""
+    v = plan[key]
+    lo, hi = (min(low, v), max(high, v)) if isinstance(v, int | float) else (low, high)
+    return Dim(key, kind, lo, hi, log, reason=reason)
 
+
+def mlp_dims(plan: Plan) -> list[Dim]:
+    """A table's MLP: depth and width."""
+    return [range_dim(plan, "model.hidden_layers", "int", 1, 5,
+                      reason="1-5 hidden layers: add depth only while it helps"),
+            range_dim(plan, "model.width", "int", 16, 512, log=True,
+                      reason="16-512 units, log scale: capacity grows multiplicatively")]
+
+
+def conv_dims(plan: Plan) -> list[Dim]:
+    """A convnet: the filters of its first block (the depth is bound by the input size)."""
+    return [range_dim(plan, "model.filters", "int", 8, 64, log=True,
+                      reason="8-64 filters in the first block, log scale (doubling after)")]
+
+
+def rnn_dims(plan: Plan) -> list[Dim]:
+    """A recurrent network or transformer: width and depth."""
+    return [range_dim(plan, "model.hidden", "int", 16, 256, log=True,
+                      reason="16-256 units per layer, log scale"),
+            range_dim(plan, "model.layers", "int", 1, 3,
+                      reason="1-3 layers: 2-3 is the usual depth for RNNs")]
+
+
+def default_space(plan: Plan, lr_center: float | None, lr_rule: str = "",
+                  network: list[Dim] | None = None) -> dict[str, Dim]:
+    """The rules' search space around ``plan``: the learning rate, the ``network``'s size
+    (the modality's choice of dimensions; default: a table's MLP), dropout, batch size and
+    the optimizer. Ranges are widened to hold the plan's own values."""
     center = lr_center or plan["optimizer.lr"]
-    lr_lo, lr_hi = around("optimizer.lr", center / LR_SPAN, center * LR_SPAN)
+    lr = range_dim(plan, "optimizer.lr", "float", center / LR_SPAN, center * LR_SPAN,
+                   log=True, reason=(
+                       f"log-uniform within ×{LR_SPAN:g} of the LR range test's suggestion "
+                       f"{center:.3g}{' (' + lr_rule + ' rule)' if lr_rule else ''}"
+                       if lr_center else
+                       f"log-uniform within ×{LR_SPAN:g} of the planned rate {center:.3g}"))
     dims = [
-        Dim("optimizer.lr", "float", lr_lo, lr_hi, True, reason=(
-            f"log-uniform within ×{LR_SPAN:g} of the LR range test's suggestion "
-            f"{center:.3g}{' (' + lr_rule + ' rule)' if lr_rule else ''}" if lr_center else
-            f"log-uniform within ×{LR_SPAN:g} of the planned rate {center:.3g}")),
-        Dim("model.hidden_layers", "int", *around("model.hidden_layers", 1, 5),
-            reason="1-5 hidden layers: add depth only while it helps"),
-        Dim("model.width", "int", *around("model.width", 16, 512), log=True,
-            reason="16-512 units, log scale: capacity grows multiplicatively"),
-        Dim("model.dropout", "float", *around("model.dropout", 0.1, 0.5),
-            reason="dropout 0.1-0.5, the notes' usual range"),
-        Dim("train.batch_size", "int", *around("train.batch_size", 8, 128), log=True,
-            reason="batch 8-128: small batches generalise better, large ones run faster"),
+        lr,
+        *(mlp_dims(plan) if network is None else network),
+        range_dim(plan, "model.dropout", "float", 0.1, 0.5,
+                  reason="dropout 0.1-0.5, the usual range (Srivastava et al. 2014)"),
+        range_dim(plan, "train.batch_size", "int", 8, 128, log=True,
+                  reason="batch 8-128: small batches generalise better, large ones run "
+                         "faster"),
         Dim("optimizer.name", "choice", choices=tuple(dict.fromkeys(
-            [*TUNED_OPTIMIZERS, plan["optimizer.name"]])),
-            reason="the optimizers the notes recommend, SGD with momentum 0.9"),
+            [*tuned_optimizers(), plan["optimizer.name"]])),
+            reason="the usual optimizers: Adam and its kin, RMSprop, SGD with momentum 0.9"),
     ]
     return {d.key: d for d in dims}
 

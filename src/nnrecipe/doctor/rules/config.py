@@ -9,21 +9,22 @@ that could not be read is ``None`` and the rules that need it stay silent. Each 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from ...plan.rules import DEFAULT_LR, INIT_FOR_ACTIVATION
+from ...plan.rules import INIT_FOR_ACTIVATION
 from ...plan.schema import Plan
+from ...train import optimizers
 from ..findings import Finding, make_finding
 
 __all__ = ["ConfigEvidence", "RULES", "check_config", "config_evidence_from_plan",
            "config_evidence_from_objects", "loss_activation_mismatch",
            "init_activation_mismatch", "lr_out_of_range", "dropout_batchnorm_conflict",
-           "large_batch", "LR_RANGES"]
+           "large_batch", "lr_ranges"]
 
 
 @dataclass
@@ -226,7 +227,8 @@ def _init_problem(init: str, act: str) -> tuple[str, str] | None:
 
 
 def init_activation_mismatch(ev: ConfigEvidence) -> Finding | None:
-    """Notes: He for the ReLU family, Glorot for sigmoid/tanh/softmax, LeCun for SELU/ELU."""
+    """He init for the ReLU family (He et al. 2015), Glorot for sigmoid/tanh/softmax (Glorot
+    & Bengio 2010), LeCun for SELU/ELU (LeCun et al. 1998; Klambauer et al. 2017)."""
     if ev.init is None or ev.activation is None:
         return None
     problem = _init_problem(ev.init, ev.activation)
@@ -246,24 +248,26 @@ def init_activation_mismatch(ev: ConfigEvidence) -> Finding | None:
 
 
 # ---- learning rate and batch ------------------------------------------------------------------
-# The range in which each optimizer's learning rate usually works, around its usual default
-# (plan.rules.DEFAULT_LR). Adaptive methods normalise the step, so their range sits lower.
-LR_RANGES: dict[str, tuple[float, float]] = {
-    "sgd": (1e-4, 1.0), "adam": (1e-5, 1e-2), "adamw": (1e-5, 1e-2), "nadam": (1e-5, 1e-2),
-    "adamax": (1e-5, 2e-2), "rmsprop": (1e-5, 1e-2), "adagrad": (1e-3, 1.0),
-    "adadelta": (0.1, 10.0),
-}
+def lr_ranges() -> dict[str, tuple[float, float]]:
+    """The range in which each optimizer's learning rate usually works, around its usual
+    default, from its record (train/optimizers.py). Adaptive methods normalise the step, so
+    their range sits lower. An optimizer without a range (L-BFGS) is left out."""
+    return {name: spec.lr_range for name, spec in optimizers.OPTIMIZERS.items()
+            if spec.lr_range is not None}
 
 
-def lr_out_of_range(ev: ConfigEvidence, *, ranges: dict[str, tuple[float, float]] = LR_RANGES
-                    ) -> Finding | None:
+def lr_out_of_range(ev: ConfigEvidence, *,
+                    ranges: Mapping[str, tuple[float, float]] | None = None) -> Finding | None:
+    """A learning rate outside the optimizer's usual range (``ranges``: the records')."""
+    ranges = lr_ranges() if ranges is None else ranges
     if ev.lr is None or ev.optimizer not in ranges:
         return None
     low, high = ranges[ev.optimizer]
     if low <= ev.lr <= high:
         return None
     too = "high" if ev.lr > high else "low"
-    usual = DEFAULT_LR.get(ev.optimizer)
+    record = optimizers.OPTIMIZERS.get(ev.optimizer)
+    usual = record.lr if record is not None else None
     evidence: dict[str, Any] = {"optimizer": ev.optimizer, "lr": ev.lr, "usual_low": low,
                                 "usual_high": high}
     if ev.lr > 0:
@@ -312,7 +316,8 @@ def large_batch(ev: ConfigEvidence, *, max_batch: int = 512, max_share: float = 
     """Above ``max_batch`` rows, or (above ``small_batch``) more than ``max_share`` of the
     training rows: fewer than four noisy updates per epoch, close to full-batch descent."""
     bs, n = ev.batch_size, ev.n_train
-    if bs is None or ev.optimizer == "lbfgs":  # L-BFGS is full-batch by design
+    record = optimizers.OPTIMIZERS.get(ev.optimizer or "")
+    if bs is None or (record is not None and record.full_batch):  # L-BFGS: full-batch by design
         return None
     too_big = bs > max_batch
     too_much = n is not None and bs > small_batch and bs > max_share * n

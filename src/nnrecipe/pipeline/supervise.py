@@ -1,4 +1,4 @@
-"""Training under the doctor's eye, with auto-repair (called by api.fit and api.diagnose).
+"""Training under the doctor's eye, with auto-repair (``fit`` and ``diagnose``).
 
     1. data and configuration checks, then the pre-flight checks
     2. train with the live monitor watching
@@ -18,18 +18,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from .doctor.findings import Finding
-from .doctor.monitors import LiveMonitor
-from .doctor.repair import choose_fix, keeps_weights, repairable_symptom
-from .doctor.run import after_training, before_training, constant_baseline_loss
-from .evaluate import MAIN_METRIC
-from .models import outputs_to_predictions
-from .models.build import build_network
-from .plan import Decision, Plan, add_parameter_count, make_plan
-from .runs import RUN_FILES, atomic_write_json
-from .train import History, make_loss, make_optimizer, predict_batches
-from .train import fit as train_fit
-from .train.lr_find import LRFindResult, lr_find, plot_lr_find
+from ..doctor.findings import Finding
+from ..doctor.monitors import LiveMonitor
+from ..doctor.repair import choose_fix, keeps_weights, repairable_symptom
+from ..doctor.run import after_training, before_training, constant_baseline_loss
+from ..evaluate import MAIN_METRIC
+from ..modalities import Inputs, Prepared
+from ..models import outputs_to_predictions
+from ..models.pretrained import Unfreeze
+from ..plan import Decision, Plan, add_parameter_count, make_plan
+from ..runs import RUN_FILES, atomic_write_json
+from ..train import History, make_loss, make_optimizer, predict_batches
+from ..train import fit as train_fit
+from ..train.lr_find import LRFindResult, lr_find, plot_lr_find
 
 __all__ = ["TrainOutcome", "lr_decision", "run_range_test", "train_with_doctor"]
 
@@ -44,10 +45,11 @@ class TrainOutcome:
     layer_log: list[dict[str, Any]] = field(default_factory=list)  # the monitors' samples
 
 
-def train_with_doctor(prep: Any, train: tuple, val: tuple, *, val_metrics: Any, run_dir: Any,
-                      progress: bool, watchers: list, auto_fix: bool, max_repairs: int,
+def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress: bool,
+                      watchers: list, auto_fix: bool, max_repairs: int,
                       preflight: bool) -> TrainOutcome:
     plan, model = prep.plan, prep.model
+    train, val, val_metrics = inputs.train, inputs.val, inputs.val_metrics
     task, loss_name = plan["task"], plan["loss.name"]
     loss_fn = make_loss(loss_name)
     overrides = dict(prep.overrides)
@@ -56,8 +58,9 @@ def train_with_doctor(prep: Any, train: tuple, val: tuple, *, val_metrics: Any, 
         overrides["optimizer.lr"] = result.suggestion  # a repair re-plans with it
         plan = plan.with_decision("optimizer.lr", lr_decision(result))
     baseline = constant_baseline_loss(loss_fn, loss_name, train[1])
-    findings = before_training(plan, prep.profile, prep.preprocessor, model, *train, loss_fn,
-                               lambda ps: make_optimizer(plan, ps), preflight=preflight)
+    findings = before_training(plan, prep.profile, prep.modality.numeric_columns(prep), model,
+                               *train, loss_fn, lambda ps: make_optimizer(plan, ps),
+                               preflight=preflight)
     out = TrainOutcome(plan, model, History(), findings)
     symptom = repairable_symptom(findings) if auto_fix else None  # a pre-flight symptom
     tried, trained = [], False
@@ -78,8 +81,7 @@ def train_with_doctor(prep: Any, train: tuple, val: tuple, *, val_metrics: Any, 
                                 run_dir=run_dir,
                                 progress=progress, resume=out.history,
                                 tag={"attempt": len(out.repairs)} if auto_fix else None,
-                                augment=getattr(prep, "augment", None),
-                                order=getattr(prep, "order", None))
+                                augment=prep.augment, order=prep.order)
         trained = True
         out.findings += monitor.findings
         out.layer_log += [{**s, "attempt": len(out.repairs)} for s in monitor.layer_log]
@@ -100,8 +102,6 @@ def _stages(plan: Plan) -> list:
     if "transfer.head_epochs" not in plan or plan["transfer.strategy"] != "fine_tune" \
             or plan["transfer.head_epochs"] == 0:
         return []
-    from .models.pretrained import Unfreeze
-
     return [Unfreeze(plan["transfer.head_epochs"])]
 
 
@@ -112,8 +112,8 @@ def run_range_test(plan: Plan, model: torch.nn.Module, loss_fn: torch.nn.Module,
     result = lr_find(model, loss_fn, optimizer, train, batch_size=plan["train.batch_size"],
                      seed=plan["seed"])
     if run_dir is not None:
-        atomic_write_json(Path(run_dir) / "lr_find.json", result.to_dict())
-        plot_lr_find(result, Path(run_dir) / "lr_find.png")
+        atomic_write_json(Path(run_dir) / RUN_FILES["lr_find"], result.to_dict())
+        plot_lr_find(result, Path(run_dir) / RUN_FILES["lr_find_png"])
     return result
 
 
@@ -124,7 +124,7 @@ def lr_decision(result: LRFindResult) -> Decision:
                     f"{result.suggestion:.3g}{where}", "optimizer.lr_range_test")
 
 
-def _apply_fix(out: TrainOutcome, prep: Any, overrides: dict, fix: dict,
+def _apply_fix(out: TrainOutcome, prep: Prepared, overrides: dict, fix: dict,
                symptom: Finding) -> None:
     """Re-plan with the fix; keep the last good weights or re-initialise."""
     n_train = len(prep.splits.train)
@@ -136,8 +136,7 @@ def _apply_fix(out: TrainOutcome, prep: Any, overrides: dict, fix: dict,
             "doctor.repair"))
     keep = keeps_weights(fix) and out.history.best_epoch is not None
     if not keep:
-        torch.manual_seed(plan["seed"])
-        out.model = build_network(plan, prep.preprocessor, getattr(prep, "pretrained", None))
+        out.model = prep.modality.build(plan, prep.preprocessor, prep.pretrained)
     n_params = sum(p.numel() for p in out.model.parameters() if p.requires_grad)
     out.plan = add_parameter_count(plan, n_params, n_train)
     out.repairs.append({
@@ -157,7 +156,7 @@ def _snapshot(history: History) -> dict[str, Any] | None:
     return {k: v for k, v in last.items() if k not in ("seconds", "lr")}
 
 
-def _after(out: TrainOutcome, val: tuple, baseline: float, prep: Any) -> list[Finding]:
+def _after(out: TrainOutcome, val: tuple, baseline: float, prep: Prepared) -> list[Finding]:
     plan, task = out.plan, out.plan["task"]
     val_out = predict_batches(out.model, val[0])
     codes = proba = None
@@ -168,7 +167,6 @@ def _after(out: TrainOutcome, val: tuple, baseline: float, prep: Any) -> list[Fi
         codes = codes.numpy()
         if not np.all(np.isfinite(proba)):
             codes = proba = None
-    ids = getattr(prep.splits, "val_ids", None)
     return after_training(plan, out.history, n_val=len(val[0]), baseline_loss=baseline,
                           metric_name=MAIN_METRIC[task], val_codes=codes, val_proba=proba,
-                          val_ids=list(prep.splits.val.index) if ids is None else ids)
+                          val_ids=prep.modality.val_ids(prep))

@@ -6,8 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnrecipe.data.arrays import attach_test, load_arrays, load_for_run, split_arrays
 from nnrecipe.errors import DataError
+from nnrecipe.modalities import get
+
+
+def load_for_run(source, state, labelled):
+    return get(state["modality"]).load_for_run(source, state, labelled)
 
 IMAGE_STATE = {"modality": "image", "target": "label", "task": "binary", "classes": ["a", "b"],
                "mean": [0.5, 0.5, 0.5], "std": [0.2, 0.2, 0.2], "spatial": [4, 4]}
@@ -54,12 +58,13 @@ def test_a_separate_test_set_is_held_out_as_given(tmp_path):
              y=np.array([0, 1] * 20))
     np.savez(tmp_path / "test.npz", x=rng.integers(0, 255, (7, 4, 4, 3), dtype=np.uint8),
              y=np.array([1] * 7))
-    data = load_arrays(tmp_path / "train.npz", "image", None)
-    test = load_arrays(tmp_path / "test.npz", "image", None, min_classes=1)
-    both = attach_test(data, test, "test.npz")
+    image = get("image")
+    data = image.load(tmp_path / "train.npz", None, "auto")
+    test = image.load(tmp_path / "test.npz", None, "auto", like=data, min_classes=1)
+    both = image.attach_test(data, test, "test.npz")
     assert both.x.shape == (47, 4, 4, 1)  # colour test images made grey like the training
     assert both.y[40:].tolist() == [1] * 7  # the test set's own class '1' keeps its code
-    s = split_arrays(both, seed=0)
+    s = image.split(both, {"seed": 0}, None)
     assert s.test.tolist() == list(range(40, 47))
     assert sorted(s.train.tolist() + s.val.tolist()) == list(range(40))
     assert len(s.val) == 8 and "test.npz" in s.how  # ceil(40 × 15/85)

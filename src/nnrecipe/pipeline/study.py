@@ -28,14 +28,16 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import api, runs
-from ._training import run_range_test
-from .errors import PlanError, RunError
-from .evaluate import MAIN_METRIC
-from .plan import validate_overrides
-from .train import fit as train_fit
-from .train import make_loss
-from .tune.search import (
+from .. import runs
+from ..errors import PlanError, RunError
+from ..evaluate import MAIN_METRIC
+from ..modalities import Prepared
+from ..plan import validate_overrides
+from ..report import rebuild as rebuild_report
+from ..runs import RUN_FILES
+from ..train import fit as train_fit
+from ..train import make_loss
+from ..tune.search import (
     Dim,
     PruneOnValLoss,
     default_space,
@@ -46,8 +48,11 @@ from .tune.search import (
     storage_for,
     study_summary,
 )
+from .prepare import prepare
+from .run import new_run_dir, train_and_save
+from .supervise import run_range_test
 
-__all__ = ["tune"]
+__all__ = ["search_and_retrain"]
 
 WORKER_SEED_STRIDE = 1000  # each worker's sampler gets its own seed, or they'd propose alike
 
@@ -57,8 +62,9 @@ class _Job:
     """What a worker process needs to join the study (picklable)."""
 
     data: Any
-    target: str
+    target: str | None
     task: str
+    modality: str
     fixed: dict[str, Any]
     dims: dict[str, Dim]
     storage: str  # a journal file path or a database URL
@@ -68,34 +74,39 @@ class _Job:
     threads: int
 
 
-def tune(data: Any, target: str, *, trials: int = 20, timeout: float | None = None,
-         storage: str | None = None, study: str | None = None, workers: int = 1,
-         space: list[str] | None = None, task: str = "auto", overrides: dict | None = None,
-         out: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
+def search_and_retrain(data: Any, target: str | None, *, trials: int = 20,
+                       timeout: float | None = None, storage: str | None = None,
+                       study: str | None = None, workers: int = 1,
+                       space: list[str] | None = None, task: str = "auto",
+                       overrides: dict | None = None, out: str | Path | None = None,
+                       progress: bool = False, modality: str = "auto") -> dict[str, Any]:
     _check_counts(trials, workers, timeout)
     fixed = validate_overrides(overrides)
     searched = parse_space(space)
-    base = api._prepare(data, target, task=task, overrides=fixed, test=None, valid=None)
-    if not merge_space(default_space(base.plan, None), searched, fixed):
+    base = prepare(data, target, task=task, overrides=fixed, modality=modality)
+    target = base.profile.target
+    network = base.modality.search_space(base.plan)
+    if not merge_space(default_space(base.plan, None, network=network), searched, fixed):
         raise PlanError("nothing left to search: every searched key is fixed with --set; "
                         "drop a --set or add a --space")
     name = study or base.name
-    with api._new_run_dir(out, f"{base.name}-tune") as run_dir:
+    with new_run_dir(out, f"{base.name}-tune") as run_dir:
         center, rule = _lr_center(base, fixed, searched, run_dir)
-        dims = merge_space(default_space(base.plan, center, rule), searched, fixed)
+        dims = merge_space(default_space(base.plan, center, rule, network), searched, fixed)
         store, store_name = storage_for(storage, run_dir)
         the_study = open_study(store, name, fixed.get("seed", 0))
         first = _claim_study(the_study, base, target, dims)
-        job = _Job(data, target, task, fixed, dims,
+        job = _Job(data, target, task, base.profile.modality, fixed, dims,
                    store_name, name, fixed.get("seed", 0), timeout, torch.get_num_threads())
         _run_workers(job, the_study, trials, workers, progress)
         summary = study_summary(the_study)
         if summary["best"] is None:
             raise RunError(f"no trial of study '{name}' finished (every trial was pruned or "
                            "failed); widen the space, raise --trials or train.max_epochs")
-        best = api._replan(base, {**fixed, **summary["best"]["params"]})
-        run = api._train_and_save(best, run_dir, progress, [], auto_fix=False, max_repairs=0,
-                                  preflight=True)
+        best = base.modality.replan(base, validate_overrides(
+            {**fixed, **summary["best"]["params"]}))
+        run = train_and_save(best, run_dir, progress, [], auto_fix=False, max_repairs=0,
+                             preflight=True)
         result = {"study": name, "storage": store_name, "objective": "val_loss",
                   "direction": "minimize", "data": base.name, "target": target,
                   "space": {k: d.to_dict() for k, d in dims.items()}, "fixed": fixed,
@@ -103,8 +114,8 @@ def tune(data: Any, target: str, *, trials: int = 20, timeout: float | None = No
                   "retrained": {"metrics": run.evaluation["metrics"],
                                 "baseline": run.evaluation["baseline"],
                                 "main_metric": run.evaluation["main_metric"]}}
-        runs.atomic_write_json(run_dir / "tune.json", result)
-        api.report(run_dir)  # again, now with the Search section (every trial)
+        runs.atomic_write_json(run_dir / RUN_FILES["tune"], result)
+        rebuild_report(run_dir)  # again, now with the Search section (every trial)
         return {**result, "path": str(run_dir), "run": run}
 
 
@@ -120,17 +131,18 @@ def _check_counts(trials: int, workers: int, timeout: float | None) -> None:
         raise PlanError("; ".join(problems))
 
 
-def _lr_center(base: Any, fixed: dict, searched: dict, run_dir: Path) -> tuple[float | None, str]:
+def _lr_center(base: Prepared, fixed: dict, searched: dict, run_dir: Path
+               ) -> tuple[float | None, str]:
     """The range test's suggestion, when the learning rate is searched around it."""
     if "optimizer.lr" in searched or fixed.get("optimizer.lr", "auto") != "auto":
         return None, ""
-    x_tr, y_tr, *_ = api._inputs(base)
+    inputs = base.modality.inputs(base)
     result = run_range_test(base.plan, base.model, make_loss(base.plan["loss.name"]),
-                            (x_tr, y_tr), run_dir)
+                            inputs.train, run_dir)
     return result.suggestion, result.rule
 
 
-def _claim_study(study: optuna.Study, base: Any, target: str, dims: dict[str, Dim]
+def _claim_study(study: optuna.Study, base: Prepared, target: str | None, dims: dict[str, Dim]
                  ) -> int | None:
     """Mark a new study with its data; enqueue the default plan as its first trial.
     Returns that trial's number (None when resuming a study)."""
@@ -147,22 +159,23 @@ def _claim_study(study: optuna.Study, base: Any, target: str, dims: dict[str, Di
     return 0
 
 
-def _objective(trial: optuna.Trial, base: Any, job: _Job, cache: dict) -> float:
+def _objective(trial: optuna.Trial, base: Prepared, job: _Job, cache: dict) -> float:
     """Train one sampled plan in memory; the best validation loss it reached."""
     params = {key: dim.suggest(trial) for key, dim in job.dims.items()}
     try:
-        prep = api._replan(base, {**job.fixed, **params})
+        prep = base.modality.replan(base, validate_overrides({**job.fixed, **params}))
     except PlanError as e:  # a combination the rules refuse: the trial fails, the study goes on
         trial.set_user_attr("pruned_because", str(e))
         raise
     if id(prep.preprocessor) not in cache:
-        cache[id(prep.preprocessor)] = api._inputs(prep)
-    x_tr, y_tr, x_va, y_va, val_metrics = cache[id(prep.preprocessor)]
+        cache[id(prep.preprocessor)] = prep.modality.inputs(prep)
+    inputs = cache[id(prep.preprocessor)]
     task = prep.plan["task"]
-    history = train_fit(prep.model, prep.plan, (x_tr, y_tr), (x_va, y_va),
-                        loss_fn=make_loss(prep.plan["loss.name"]), val_metrics=val_metrics,
-                        main_metric=MAIN_METRIC[task], watchers=[PruneOnValLoss(trial)],
-                        run_dir=None, progress=False)
+    history = train_fit(prep.model, prep.plan, inputs.train, inputs.val,
+                        loss_fn=make_loss(prep.plan["loss.name"]),
+                        val_metrics=inputs.val_metrics, main_metric=MAIN_METRIC[task],
+                        watchers=[PruneOnValLoss(trial)], run_dir=None, progress=False,
+                        augment=prep.augment, order=prep.order)
     best = min((e for e in history.epochs if math.isfinite(e["val_loss"])),
                key=lambda e: e["val_loss"], default=None)
     if best is None:
@@ -175,8 +188,8 @@ def _objective(trial: optuna.Trial, base: Any, job: _Job, cache: dict) -> float:
 def _work(job: _Job, n_trials: int, worker: int, callbacks: list | None = None) -> None:
     """One worker: join the study and run ``n_trials`` trials (or until the timeout)."""
     torch.set_num_threads(job.threads)
-    base = api._prepare(job.data, job.target, task=job.task, overrides=job.fixed, test=None,
-                        valid=None)
+    base = prepare(job.data, job.target, task=job.task, overrides=job.fixed,
+                   modality=job.modality)
     store, _ = storage_for(job.storage, Path("."))
     study = open_study(store, job.study, job.seed)
     # a fresh seed per worker and per resumption, so no two samplers propose alike
@@ -199,13 +212,14 @@ def _run_workers(job: _Job, study: optuna.Study, trials: int, workers: int,
         if len(shares) == 1:
             _work(job, shares[0], 0, callbacks=[lambda s, t: bar.update(s, done0)])
             return
-        # fresh interpreters (`python -m nnrecipe._tuning`), not multiprocessing: a spawned
+        # fresh interpreters (`python -m nnrecipe.pipeline.study`), not multiprocessing: a spawned
         # child re-imports the caller's main script, and fork does not suit torch's threads
         with tempfile.TemporaryDirectory(prefix="nnrecipe-tune-") as tmp:
             job_file = Path(tmp) / "job.pickle"  # transient hand-over, never in the run dir
             job_file.write_bytes(pickle.dumps(job))
-            procs = [subprocess.Popen([sys.executable, "-m", "nnrecipe._tuning", str(job_file),
-                                       str(n), str(i)]) for i, n in enumerate(shares)]
+            procs = [subprocess.Popen([sys.executable, "-m", "nnrecipe.pipeline.study",
+                                       str(job_file), str(n), str(i)])
+                     for i, n in enumerate(shares)]
             while any(p.poll() is None for p in procs):
                 time.sleep(0.5)
                 bar.update(study, done0)

@@ -1,0 +1,204 @@
+"""What a modality is: the one place that knows a kind of data.
+
+The pipeline (``nnrecipe.pipeline``) is the same for every kind of data:
+
+    prepare (load → profile → split → plan → fit the encoder → build)
+      → train under the doctor → score on the test split → save the run
+
+and it asks the :class:`Modality` whenever the kind of data matters: how to recognise a
+source, read it, split it, encode it for the network, which plan rules apply, how to score
+and show the worst test samples, and how to read new samples for a finished run. A new kind
+of data is one new module with a subclass, plus one line in ``modalities/__init__.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from ..data.profile import DataProfile
+from ..errors import DataError
+from ..plan.rules import Rule
+from ..plan.schema import Plan
+from ..tune.search import Dim
+
+__all__ = ["Inputs", "Modality", "Prepared", "fold_positions", "n_trainable", "seeded_build"]
+
+Source = Any  # a path (table, folder, .npz) or a DataFrame
+ValMetrics = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
+
+
+@dataclass
+class Inputs:
+    """Tensors for training and validation, shaped for the plan's loss, and the validation
+    metric in the data's own units."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    val_metrics: ValMetrics
+
+    @property
+    def train(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x_train, self.y_train
+
+    @property
+    def val(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x_val, self.y_val
+
+
+@dataclass
+class Prepared:
+    """Everything before training, for any kind of data."""
+
+    modality: Modality
+    plan: Plan
+    profile: DataProfile
+    preprocessor: Any  # the encoder fitted on the training split (preprocess.json)
+    model: torch.nn.Module
+    splits: Any  # the modality's splits: train / val / test, with ``how`` and ``sizes()``
+    name: str  # the data's name (for the run directory)
+    overrides: dict[str, Any]  # the user's validated plan settings
+    data: Any = None  # the loaded data the splits index (a table or the samples)
+    augment: Callable | None = None  # applied to training batches only
+    pretrained: Any = None  # transfer learning: models.pretrained.Pretrained
+    order: Callable | None = None  # each epoch's order of the training rows
+
+    @property
+    def n_train(self) -> int:
+        return len(self.splits.train)
+
+    def with_(self, **changes: Any) -> Prepared:
+        return replace(self, **changes)
+
+
+class Modality:
+    """One kind of data. Subclasses set ``name`` and implement the methods below; the
+    defaults here are shared by every modality."""
+
+    name: ClassVar[str]
+    unit: ClassVar[str] = "samples"  # what one example is called in the summary
+    fallback: ClassVar[bool] = False  # asked last by ``--modality auto`` (tables)
+    #: plan keys the fitted encoder depends on: another plan with the same values reuses it
+    encoder_keys: ClassVar[tuple[str, ...]] = ()
+    #: the plan keys of this modality's own rules, for the registry's key check
+    own_rules: ClassVar[tuple[tuple[str, Rule, bool], ...]] = ()
+
+    # ---- recognising and reading a source -------------------------------------------------
+    def detect(self, source: Source, *, horizon: int | None, window: int | None) -> bool:
+        """True when ``source`` is this kind of data (``--modality auto``)."""
+        return False
+
+    def prepare(self, source: Source, target: str | None, *, task: str,
+                given: dict[str, Any], test: Source | None, valid: Source | None,
+                pretrained: Any) -> Prepared:
+        raise NotImplementedError
+
+    def replan(self, prep: Prepared, given: dict[str, Any]) -> Prepared:
+        """``prep`` with another plan: same data, profile and splits."""
+        raise NotImplementedError
+
+    def refold(self, prep: Prepared, held: np.ndarray) -> Prepared:
+        """``prep`` re-split with the samples at positions ``held`` as the test split
+        (one fold of cross-validation)."""
+        raise NotImplementedError
+
+    def fold_labels(self, prep: Prepared) -> np.ndarray | None:
+        """What cross-validation stratifies by: one label per sample (None: regression)."""
+        raise NotImplementedError
+
+    def folds(self, prep: Prepared, k: int, seed: int) -> list[np.ndarray]:
+        """Positions of each fold's held-out samples."""
+        labels = self.fold_labels(prep)
+        n = len(labels) if labels is not None else len(prep.data)
+        return fold_positions(n, labels, k, seed)
+
+    # ---- plan and network -----------------------------------------------------------------
+    def plan_rules(self, table_rules: tuple, pretrained: dict | None
+                   ) -> list[tuple[str, Rule, bool]]:
+        """The rules of this modality's plan, in order (plan/rules.make_plan runs them)."""
+        raise NotImplementedError
+
+    def build(self, plan: Plan, encoder: Any, pretrained: Any = None) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def search_space(self, plan: Plan) -> list[Dim]:
+        """The network's size dimensions ``nnrecipe tune`` searches (the learning rate,
+        dropout, batch size and optimizer are searched for every kind of data)."""
+        return []
+
+    # ---- training, scoring, the doctor ----------------------------------------------------
+    def inputs(self, prep: Prepared) -> Inputs:
+        raise NotImplementedError
+
+    def score(self, prep: Prepared, model: torch.nn.Module, plan: Plan,
+              run_dir: Path | None) -> dict[str, Any]:
+        """evaluation.json: test metrics beside the dumb baseline's."""
+        raise NotImplementedError
+
+    def numeric_columns(self, prep: Prepared) -> list[str] | None:
+        """Names of the numeric input columns the data checks look at (tables); None when
+        the inputs are not columns."""
+        return None
+
+    def val_ids(self, prep: Prepared) -> list[Any]:
+        """A name for each validation sample (label issues point at them)."""
+        return list(getattr(prep.splits, "val_ids", []))
+
+    # ---- a finished run -------------------------------------------------------------------
+    def encoder_from_dict(self, state: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def predict(self, run: Any, source: Source) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def evaluate(self, run: Any, source: Source) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # ---- words ----------------------------------------------------------------------------
+    def describe_inputs(self, profile: Any) -> str:
+        """What the network reads, in words (the summary)."""
+        return f"{self.name} inputs"
+
+
+def fold_positions(n: int, labels: np.ndarray | None, folds: int, seed: int
+                   ) -> list[np.ndarray]:
+    """Positions of each fold's held-out samples: stratified by class when ``labels`` are
+    given, shuffled otherwise."""
+    if folds < 2:
+        raise DataError(f"--folds must be at least 2, got {folds}")
+    if folds > n // 5:
+        raise DataError(f"--folds {folds} is too many for {n} rows: each fold needs at "
+                        f"least 5 held-out rows (at most {max(2, n // 5)} folds)")
+    if labels is not None:
+        smallest = pd.Series(labels).value_counts().min()
+        if smallest < folds:
+            raise DataError(f"a class has only {smallest} rows, fewer than --folds {folds}; "
+                            "use fewer folds")
+        splitter: Any = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(folds, shuffle=True, random_state=seed)
+    y = np.zeros(n) if labels is None else labels
+    return [test for _, test in splitter.split(np.zeros(n), y)]
+
+
+def n_trainable(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def seeded_build(build: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module:
+    """Build a network with its initial weights drawn from ``seed``, leaving the caller's
+    global torch random state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
