@@ -90,3 +90,10 @@ def test_nothing_points_outside_the_repository():
              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
              if outside.search(line)]
     assert found == []
+
+
+def test_test_modules_have_unique_names():
+    """pytest imports test files by their base name (no packages): two alike break
+    collection of the whole suite."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

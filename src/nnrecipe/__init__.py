@@ -5,12 +5,12 @@
 >>> run.evaluation["metrics"], run.plan["optimizer.lr"]
 """
 
-from .api import Run, cv, diagnose, experiment, find_lr, fit, load_run, plan, tune
+from .api import Run, cv, diagnose, experiment, find_lr, fit, load_run, plan, resume, tune
 from .doctor import Doctor, Finding
 from .errors import DataError, NnrecipeError, PlanError, RunError
 from .train.lr_find import LRFindResult, lr_find
 
 __all__ = ["DataError", "Doctor", "Finding", "LRFindResult", "NnrecipeError", "PlanError", "Run",
            "RunError", "cv", "diagnose", "experiment", "find_lr", "fit", "load_run", "lr_find",
-           "plan", "tune"]
+           "plan", "resume", "tune"]
 __version__ = "0.1.0"

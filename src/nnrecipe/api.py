@@ -19,7 +19,7 @@ from . import runs
 from .doctor.findings import sort_findings
 from .pipeline import crossval, experiments
 from .pipeline.prepare import prepare
-from .pipeline.run import Run, load_run, new_run_dir, train_and_save, write_inputs
+from .pipeline.run import Run, load_run, new_run_dir, resume_run, train_and_save, write_inputs
 from .pipeline.study import search_and_retrain
 from .pipeline.supervise import run_range_test, train_with_doctor
 from .plan import Plan
@@ -31,7 +31,7 @@ from .train.lr_find import LRFindResult
 from .train.tensorboard import TensorBoardWatcher, require_tensorboard
 
 __all__ = ["Run", "compare", "cv", "diagnose", "experiment", "find_lr", "fit", "plan", "load_run",
-           "report", "tune"]
+           "report", "resume", "tune"]
 
 Source = str | Path | pd.DataFrame
 
@@ -65,12 +65,35 @@ def fit(data: Source, target: str | None = None, *, task: str = "auto",
         require_tensorboard()  # a missing package stops here, before any work
     prep = prepare(data, target, task=task, overrides=overrides, test=test, valid=valid,
                    modality=modality, pretrained=pretrained)
+    call = {"data": _path(data), "target": target, "task": task, "modality": modality,
+            "overrides": prep.overrides, "test": _path(test), "valid": _path(valid),
+            "pretrained": _path(pretrained), "auto_fix": auto_fix,
+            "max_repairs": max_repairs, "preflight": preflight}
     with new_run_dir(out, prep.name) as run_dir:
         if tensorboard:
             watchers = [*(watchers or []),
                         TensorBoardWatcher(run_dir / RUN_FILES["tensorboard"])]
         return train_and_save(prep, run_dir, progress, watchers or [], auto_fix=auto_fix,
-                              max_repairs=max_repairs, preflight=preflight)
+                              max_repairs=max_repairs, preflight=preflight, call=call)
+
+
+def resume(run_dir: str | Path, data: Source | None = None, *, progress: bool = False,
+           watchers: list | None = None) -> Run:
+    """Go on with a run that was killed, interrupted (Ctrl-C) or stopped by a full disk,
+    from its checkpoints/last.pt: the model, optimizer, schedule, every random stream, the
+    doctor's and early stopping's state and the history are restored, so on the same
+    machine the result equals the uninterrupted run's. ``data``: the same training data,
+    needed only when the run was made from a DataFrame."""
+    return resume_run(run_dir, data, progress=progress, watchers=watchers)
+
+
+def _path(source: Any) -> str | None:
+    """A source as status.json records it for --resume: an absolute path, a packaged
+    network's name as given; data in memory (a DataFrame) is not recorded."""
+    if source is None or isinstance(source, pd.DataFrame):
+        return None
+    p = Path(source)
+    return str(p.resolve()) if p.exists() else str(source)
 
 
 def diagnose(data: Source, target: str | None = None, *, task: str = "auto",
@@ -125,15 +148,16 @@ def experiment(data: Source, target: str | None = None, *, hypothesis: str,
                changes: dict[str, Any], expect: str = "better", metric: str | None = None,
                repeats: int = 5, task: str = "auto", overrides: dict | None = None,
                out: str | Path | None = None, progress: bool = False,
-               modality: str = "auto") -> dict[str, Any]:
+               modality: str = "auto", journal: str | Path | None = None) -> dict[str, Any]:
     """Test a hypothesis: train the baseline plan and the plan with ``changes`` on the same
     split and seed, ``repeats`` times (seeds seed, seed+1, ...), compare the test ``metric``
-    pairwise, and give a verdict. Appends the experiment to experiments.jsonl in the run
-    root (the run directory's parent) and returns the entry."""
+    pairwise, and give a verdict. Appends the experiment to the journal ``journal`` (a
+    JSON-lines file; default ``runs/experiments.jsonl`` in the current directory) and
+    returns the entry (with ``run_dir``, and ``journal``: the file it was appended to)."""
     return experiments.run_experiment(
         data, target, hypothesis=hypothesis, changes=changes, expect=expect, metric=metric,
         repeats=repeats, task=task, overrides=overrides, out=out, progress=progress,
-        modality=modality)
+        modality=modality, journal=journal)
 
 
 def tune(data: Source, target: str | None = None, *, trials: int = 20,

@@ -9,15 +9,18 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import api
-from .errors import NnrecipeError
+from .errors import NnrecipeError, RunError
 from .plan import KEYS, parse_set_options
 from .report.summary import key_choices, metric_rows
 from .report.tables import findings_table
 from .runs import atomic_write_json, atomic_write_text
-from .tune.experiment import JOURNAL, read_journal
+from .tune.experiment import JOURNAL, journal_path, read_journal
+
+INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C (128 + SIGINT)
 
 app = typer.Typer(
     help="Train neural networks the way experienced practitioners do, and say why.\n\n"
@@ -62,6 +65,48 @@ StrictOpt = Annotated[bool, typer.Option(help="Exit with code 3 when an error-le
                                               "fires.")]
 PreflightOpt = Annotated[bool, typer.Option(
     "--preflight/--no-preflight", help="Run the pre-flight checks before epoch 1.")]
+OverwriteOpt = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace an existing --out file (never the command's own inputs).")]
+JournalOpt = Annotated[Path | None, typer.Option(
+    "--journal", metavar="FILE", help="The experiments journal, one JSON line per experiment "
+    "[default: runs/experiments.jsonl in the current directory].")]
+
+
+def _t(value: Any) -> str:
+    """A user's string (a column, a class, a path, a hypothesis) as rich shows it: its
+    brackets are text, not markup."""
+    return escape(str(value))
+
+
+def _check_out(out: Path, overwrite: bool, *, inputs: tuple[Path, ...] = (),
+               runs: tuple[Path, ...] = ()) -> None:
+    """Refuse an --out FILE that would lose a file: one inside a run directory the command
+    reads or one of its input files (even with --overwrite; compared after resolving
+    symlinks), a directory, or an existing file without --overwrite."""
+    target = _resolved(out)
+    for run in runs:
+        if target == _resolved(run) or _resolved(run) in target.parents:
+            raise RunError(f"--out {out} is inside the run directory {run}, whose files are "
+                           "never written over (not even with --overwrite); write elsewhere")
+    for source in inputs:
+        if target == _resolved(source) or _resolved(source) in target.parents:
+            raise RunError(f"--out {out} is this command's input {source}, which is never "
+                           "written over (not even with --overwrite); write elsewhere")
+    if out.is_dir():
+        raise RunError(f"--out {out} is a directory; give a file name to write to")
+    if out.exists() and not out.is_file():  # a device, a pipe, a socket: never replaced
+        raise RunError(f"--out {out} is not a regular file; give a file name to write to")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise RunError(f"--out {out} already exists; give --overwrite to replace it, or "
+                       "choose a new file name")
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop, an unreadable folder
+        raise RunError(f"{path} cannot be resolved ({type(e).__name__}); give another "
+                       "path") from None
 
 
 def _overrides(set_: list[str] | None, seed: int | None, max_epochs: int | None) -> dict:
@@ -75,10 +120,10 @@ def _overrides(set_: list[str] | None, seed: int | None, max_epochs: int | None)
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Argument(
+    data: Annotated[Path | None, typer.Argument(
         help="A CSV or Parquet table; a folder with one subfolder per class of images (PNG, "
-             "JPEG) or WAV sound; or an .npz with x (images or volumes) and y.",
-        show_default=False)],
+             "JPEG) or WAV sound; or an .npz with x (images or volumes) and y. Not needed "
+             "with --resume.", show_default=False)] = None,
     target: AnyTargetOpt = None, test: TestOpt = None, valid: ValidOpt = None,
     task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
     max_epochs: EpochsOpt = None, quiet: QuietOpt = False,
@@ -98,16 +143,31 @@ def train(
              "start from. The strategy (freeze / early / fine_tune / retrain) follows the "
              "data's size and measured similarity; override with --set transfer.strategy=...")
     ] = None,
+    resume: Annotated[Path | None, typer.Option(
+        help="Go on with a run that was killed, interrupted (Ctrl-C) or stopped by a full "
+             "disk, from RUN/checkpoints/last.pt, to the result the uninterrupted run would "
+             "have had. The run's own data and options are used.", metavar="RUN")] = None,
 ) -> None:
     """Profile the data, plan a network (with reasons), train it under the doctor's eye,
     evaluate it against a dumb baseline, and write the run directory with report.html and
-    summary.md."""
-    overrides = _overrides(set_, seed, max_epochs)
-    _series_options(overrides, horizon, window)
-    run = api.fit(data, target, task=task, overrides=overrides, test=test, valid=valid, out=out,
-                  progress=not quiet, auto_fix=auto_fix, max_repairs=max_repairs,
-                  preflight=preflight, tensorboard=tensorboard, modality=modality,
-                  pretrained=pretrained)
+    summary.md. Ctrl-C stops after the current step, still evaluates and saves the best
+    weights, and exits with 130; a second Ctrl-C stops at once (--resume goes on)."""
+    try:
+        if resume is not None:
+            run = api.resume(resume, data, progress=not quiet)
+        elif data is None:
+            raise NnrecipeError("give the data to train on (or --resume RUN)")
+        else:
+            overrides = _overrides(set_, seed, max_epochs)
+            _series_options(overrides, horizon, window)
+            run = api.fit(data, target, task=task, overrides=overrides, test=test,
+                          valid=valid, out=out, progress=not quiet, auto_fix=auto_fix,
+                          max_repairs=max_repairs, preflight=preflight,
+                          tensorboard=tensorboard, modality=modality, pretrained=pretrained)
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, the checkpoints kept
+        print("nnrecipe: stopped at once (Ctrl-C); the run keeps its checkpoints: go on "
+              "with nnrecipe train --resume RUN", file=sys.stderr)
+        raise typer.Exit(INTERRUPTED) from None
     if quiet:
         print(run.path)
     else:
@@ -115,9 +175,14 @@ def train(
         _print_findings(run.findings)
         _print_repairs(run.repairs)
         _print_metrics(run.evaluation, "Test")
-        out_console.print(f"Stopped: {run.history.stop_reason}")
-        out_console.print(f"Run directory: {run.path}\nSummary: {run.path / 'summary.md'}")
-        out_console.print(f"Report: {run.path / 'report.html'} (open it in a browser)")
+        out_console.print(f"Stopped: {_t(run.history.stop_reason)}")
+        out_console.print(f"Run directory: {_t(run.path)}\n"
+                          f"Summary: {_t(run.path / 'summary.md')}")
+        out_console.print(f"Report: {_t(run.path / 'report.html')} (open it in a browser)")
+    if run.status == "interrupted":
+        print(f"nnrecipe: interrupted; the best weights so far were evaluated and saved; go "
+              f"on with: nnrecipe train --resume {run.path}", file=sys.stderr)
+        raise typer.Exit(INTERRUPTED)
     _exit_if_strict(run.findings, strict)
 
 
@@ -147,7 +212,7 @@ def doctor(
         print(run.path)
     else:
         _print_findings(run.findings, advice=True)
-        out_console.print(f"Run directory: {run.path} (findings.json)")
+        out_console.print(f"Run directory: {_t(run.path)} (findings.json)")
     _exit_if_strict(run.findings, strict)
 
 
@@ -165,7 +230,7 @@ def plan(data: DataArg, target: AnyTargetOpt = None, task: TaskOpt = "auto",
     for section in (p.derived, p.decisions):
         for key, d in section.items():
             value = ", ".join(d.value) or "none" if isinstance(d.value, dict) else d.value
-            table.add_row(key, str(value), d.reason, d.rule)
+            table.add_row(_t(key), _t(value), _t(d.reason), _t(d.rule))
     out_console.print(table)
 
 
@@ -199,7 +264,7 @@ def cross_validate(
         table.add_row(name, *cells, f"{summary[name]['mean']:.4g} ± {summary[name]['std']:.2g}",
                       "" if b is None else f"{b:.4g}")
     out_console.print(table)
-    out_console.print(f"Run directory: {result['path']}")
+    out_console.print(f"Run directory: {_t(result['path'])}")
 
 
 @app.command()
@@ -215,48 +280,65 @@ def experiment(
     repeats: Annotated[int, typer.Option(help="Paired runs (one seed each).")] = 5,
     task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
     max_epochs: EpochsOpt = None, quiet: QuietOpt = False, modality: ModalityOpt = "auto",
-    horizon: HorizonOpt = None, window: WindowOpt = None,
+    horizon: HorizonOpt = None, window: WindowOpt = None, journal: JournalOpt = None,
 ) -> None:
     """Change one thing, say what you expect, verify: the baseline plan and the changed plan
     on the same splits and seeds, a verdict (supported / refuted / inconclusive) with the
-    effect size and a 95% confidence interval; logged in experiments.jsonl."""
+    effect size and a 95% confidence interval; appended to the experiments journal
+    (--journal, default runs/experiments.jsonl; list it with `nnrecipe experiments`)."""
     overrides = _overrides(set_, seed, max_epochs)
     _series_options(overrides, horizon, window)
     e = api.experiment(data, target, hypothesis=hypothesis, changes=parse_set_options(change),
                        expect=expect, metric=metric, repeats=repeats, task=task,
-                       overrides=overrides, out=out, progress=not quiet, modality=modality)
+                       overrides=overrides, out=out, progress=not quiet, modality=modality,
+                       journal=journal)
     if quiet:
         print(e["verdict"])
         return
     lo, hi = e["ci"]
-    out_console.print(f"Hypothesis: {e['hypothesis']}\nChange: " + ", ".join(
-        f"{k}={v}" for k, v in e["changes"].items()) + f"; expected {e['expect']}")
-    out_console.print(f"{e['metric']}: baseline {_mean(e['baseline']):.4g}, changed "
-                      f"{_mean(e['changed']):.4g} over {e['repeats']} paired runs")
-    out_console.print(f"Improvement {e['mean_improvement']:+.4g} (95% CI {lo:+.4g} to {hi:+.4g}, "
-                      f"p={e['p_value']:.3g}) → [bold]{e['verdict']}[/bold]")
-    out_console.print(f"Runs: {e['run_dir']}  Journal: {Path(e['run_dir']).parent / JOURNAL}")
+    out_console.print(f"Hypothesis: {_t(e['hypothesis'])}\nChange: " + ", ".join(
+        f"{_t(k)}={_t(v)}" for k, v in e["changes"].items()) + f"; expected {e['expect']}")
+    out_console.print(f"{e['metric']}: baseline {_g(_mean(e['baseline']))}, changed "
+                      f"{_g(_mean(e['changed']))} over {e['repeats']} paired runs")
+    out_console.print(f"Improvement {_g(e['mean_improvement'], '+.4g')} (95% CI "
+                      f"{_g(lo, '+.4g')} to {_g(hi, '+.4g')}, p={_g(e['p_value'], '.3g')}) → "
+                      f"[bold]{e['verdict']}[/bold]")
+    out_console.print(f"Runs: {_t(e['run_dir'])}  Journal: {_t(e['journal'])}")
 
 
 @app.command()
-def experiments(root: Annotated[Path, typer.Option(help="Run root holding the journal.")] =
-                Path("runs")) -> None:
-    """List the experiments journal: each hypothesis, its change, the numbers, the verdict."""
-    table = Table(title=f"Experiments ({root / JOURNAL})")
+def experiments(
+    root: Annotated[Path | None, typer.Option(
+        help="Run root holding experiments.jsonl (the same as --journal ROOT/"
+             "experiments.jsonl).")] = None,
+    journal: JournalOpt = None,
+) -> None:
+    """List the experiments journal (--journal FILE, default runs/experiments.jsonl): each
+    hypothesis, its change, the numbers, the verdict."""
+    if root is not None and journal is not None:
+        raise NnrecipeError("give --journal FILE or --root DIR, not both")
+    path = journal_path(journal if journal is not None else (root or Path("runs")) / JOURNAL)
+    table = Table(title=f"Experiments ({_t(path)})")
     for col in ("when", "hypothesis", "change", "expect", "metric", "improvement (95% CI)",
                 "verdict"):
         table.add_column(col, overflow="fold")
-    for e in read_journal(root):
+    for e in read_journal(path):
         lo, hi = e["ci"]
-        table.add_row(e["time"], e["hypothesis"], ", ".join(f"{k}={v}" for k, v in
-                                                            e["changes"].items()),
-                      e["expect"], e["metric"], f"{e['mean_improvement']:+.3g} "
-                      f"({lo:+.3g}, {hi:+.3g})", e["verdict"])
+        table.add_row(_t(e["time"]), _t(e["hypothesis"]), ", ".join(
+            f"{_t(k)}={_t(v)}" for k, v in e["changes"].items()), _t(e["expect"]),
+            _t(e["metric"]), f"{_g(e['mean_improvement'], '+.3g')} "
+            f"({_g(lo, '+.3g')}, {_g(hi, '+.3g')})",
+            _t(e["verdict"]))
     out_console.print(table)
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
+def _mean(values: list[float | None]) -> float | None:
+    return None if None in values else sum(values) / len(values)
+
+
+def _g(value: float | None, spec: str = ".4g") -> str:
+    """A number as ``spec`` formats it; n/a for an undefined one (null in JSON)."""
+    return "n/a" if value is None else format(value, spec)
 
 
 @app.command("lr-find")
@@ -274,11 +356,11 @@ def lr_find(data: DataArg, target: AnyTargetOpt = None, task: TaskOpt = "auto",
     if quiet:
         print(result.suggestion)
         return
-    out_console.print(f"Suggested learning rate: {result.suggestion:.3g} ({result.rule} rule)")
+    out_console.print(f"Suggested learning rate: {result.suggestion:.3g} ({_t(result.rule)} rule)")
     if result.divergence_lr:
         out_console.print(f"The loss diverged from about {result.divergence_lr:.3g}.")
-    out_console.print(f"{result.stop_reason}\nPlot: {run_dir / 'lr_find.png'}  "
-                      f"Numbers: {run_dir / 'lr_find.json'}")
+    out_console.print(f"{_t(result.stop_reason)}\nPlot: {_t(run_dir / 'lr_find.png')}  "
+                      f"Numbers: {_t(run_dir / 'lr_find.json')}")
 
 
 @app.command("tune")
@@ -319,19 +401,19 @@ def tune_(
         return
     ranked = sorted((t for t in r["trials"] if t["value"] is not None),
                     key=lambda t: (t["state"] != "COMPLETE", t["value"]))
-    table = Table(title=f"Study '{r['study']}': {r['n_trials']} trials, {r['n_pruned']} pruned "
+    table = Table(title=f"Study '{_t(r['study'])}': {r['n_trials']} trials, {r['n_pruned']} pruned "
                         "(best 10 by validation loss; all in tune.json)")
     for col in ("trial", "state", "val loss", "epochs", "plan"):
         table.add_column(col, overflow="fold")
     for t in ranked[:10]:
         table.add_row(str(t["number"]) + (" (default)" if t["number"] == r["default_trial"]
                                           else ""), t["state"].lower(), f"{t['value']:.4g}",
-                      str(t["epochs"]), "  ".join(f"{k.split('.')[-1]}={_short(v)}"
+                      str(t["epochs"]), "  ".join(f"{_t(k.split('.')[-1])}={_t(_short(v))}"
                                                   for k, v in t["params"].items()))
     out_console.print(table)
     _print_metrics(r["run"].evaluation, f"Test (trial {r['best']['number']}'s plan, retrained)")
-    out_console.print(f"Run directory: {r['path']}  Trials: {Path(r['path']) / 'tune.json'}  "
-                      f"Study: {r['storage']}")
+    out_console.print(f"Run directory: {_t(r['path'])}  "
+                      f"Trials: {_t(Path(r['path']) / 'tune.json')}  Study: {_t(r['storage'])}")
 
 
 def _short(value: Any) -> str:
@@ -341,26 +423,35 @@ def _short(value: Any) -> str:
 @app.command()
 def predict(
     run: RunArg, data: DataArg,
-    out: Annotated[Path | None, typer.Option(help="CSV file to write [default: stdout].")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="CSV file to write [default: stdout]; an existing file needs --overwrite.")
+    ] = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Predict with a finished run: a `prediction` column, plus `proba_<class>` columns for
     a classifier, one row per input row."""
+    if out is not None:
+        _check_out(out, overwrite, inputs=(data,), runs=(run,))
     preds = api.load_run(run).predict(data)
     if out is None:
         preds.to_csv(sys.stdout, index=False)
     else:
         atomic_write_text(out, preds.to_csv(index=False))
-        out_console.print(f"Wrote {len(preds)} predictions to {out}")
+        out_console.print(f"Wrote {len(preds)} predictions to {_t(out)}")
 
 
 @app.command()
 def evaluate(
     run: RunArg, data: DataArg,
-    out: Annotated[Path | None, typer.Option(help="Also write the metrics to JSON.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Also write the metrics to JSON; an existing file needs --overwrite.")] = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Metrics of a finished run on new labelled data, beside the dumb baseline."""
+    if out is not None:
+        _check_out(out, overwrite, inputs=(data,), runs=(run,))
     evaluation = api.load_run(run).evaluate(data)
-    _print_metrics(evaluation, f"{data.name}:")
+    _print_metrics(evaluation, f"{_t(data.name)}:")
     if out is not None:
         atomic_write_json(out, evaluation)
 
@@ -384,7 +475,7 @@ def _print_choices(p: Any) -> None:
     for col in ("decision", "value", "why"):
         table.add_column(col, overflow="fold")
     for key, value, reason in key_choices(p):
-        table.add_row(key, str(value), reason)
+        table.add_row(_t(key), _t(value), _t(reason))
     out_console.print(table)
 
 
@@ -399,7 +490,8 @@ def _print_findings(findings: list, advice: bool = False) -> None:
 def _print_repairs(repairs: list) -> None:
     for r in repairs:
         change = ", ".join(f"{k}={v}" for k, v in r["change"].items())
-        out_console.print(f"Repair {r['attempt']}: {r['title']} → {change} ({r['restart']})")
+        out_console.print(f"Repair {r['attempt']}: {_t(r['title'])} → {_t(change)} "
+                          f"({_t(r['restart'])})")
 
 
 def _exit_if_strict(findings: list, strict: bool) -> None:
@@ -421,20 +513,23 @@ def _print_metrics(evaluation: dict, title: str) -> None:
 def report(run: Annotated[Path, typer.Argument(
         help="A finished run directory (train, tune, a cv fold) or a cv directory.")]) -> None:
     """Rebuild report.html and summary.md of a finished run from its files."""
-    print(api.report(run))
+    print(api.report(run))  # plain print: no markup
 
 
 @app.command()
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Two or more finished run directories.")],
-    out: Annotated[Path, typer.Option(help="The page to write.")] = Path("compare.html"),
+    out: Annotated[Path, typer.Option(
+        help="The page to write; an existing file needs --overwrite.")] = Path("compare.html"),
     diff: Annotated[tuple[Path, Path] | None, typer.Option(
         metavar="A B", help="Compare the plans of these two runs [default: the first two].")
     ] = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """A leaderboard of runs: one row per run (data, key choices, best validation loss,
     test metric, findings, time), the learning curves overlaid, and the plans of two runs
     compared key by key."""
+    _check_out(out, overwrite, runs=(*runs, *(diff or ())))
     print(api.compare(runs, out, diff))
 
 
@@ -455,5 +550,7 @@ def main() -> None:
         _set_threads()
         app()
     except NnrecipeError as e:
-        print(f"nnrecipe: error: {e}", file=sys.stderr)  # one line, no traceback
+        line = " ".join(str(e).splitlines())  # a newline in a user's string: still one line
+        print(f"nnrecipe: error: {line}", file=sys.stderr)  # one line, no traceback
         sys.exit(e.exit_code)
+

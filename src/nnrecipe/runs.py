@@ -15,11 +15,15 @@ missing directory or a damaged file into one :class:`~nnrecipe.errors.RunError` 
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
 import os
+import pickletools
+import re
 import secrets
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +36,7 @@ from .errors import RunError
 
 __all__ = [
     "atomic_write_bytes",
+    "WriteError",
     "atomic_write_text",
     "atomic_write_json",
     "atomic_write_yaml",
@@ -40,7 +45,9 @@ __all__ = [
     "prepare_run_dir",
     "read_json",
     "read_run_files",
+    "check_weights",
     "json_safe",
+    "plain",
     "RunFile",
     "RunFiles",
     "RUN_DIR",
@@ -82,6 +89,8 @@ RUN_DIR: dict[str, RunFile] = {
                        "before and after each repair"),
     "monitor": RunFile("monitor.json", "json", "the live monitor's per-layer samples "
                        "(gradient norms, dead units)"),
+    "status": RunFile("status.json", "json", "running, finished, interrupted or failed (with "
+                      "the reason and how to resume), and the last epoch checkpointed"),
     "environment": RunFile("environment.json", "json", "command, versions, hardware: how "
                            "to reproduce the run"),
     "summary": RunFile("summary.md", "markdown", "the plain-language summary (also in a cv "
@@ -116,22 +125,66 @@ RUN_DIR: dict[str, RunFile] = {
 RUN_FILES: dict[str, str] = {key: f.name for key, f in RUN_DIR.items()}
 
 
+class WriteError(RunError, OSError):
+    """A file could not be written (disk full, quota, read-only, no permission...): one
+    line for the user (a :class:`RunError`, exit 2) that is also an :class:`OSError` with
+    the original ``errno`` for code that handles the cause."""
+
+    def __init__(self, message: str, errno_: int | None = None,
+                 filename: str | None = None) -> None:
+        super().__init__(message)
+        self.errno, self.filename = errno_, filename
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+# what an OSError while writing means, in words (errno → reason and advice)
+_WRITE_PROBLEMS = {
+    errno.ENOSPC: "the disk is full (no space left on the device); free some space or "
+                  "write elsewhere",
+    errno.EDQUOT: "the disk quota is used up (disk full for this user); free some space "
+                  "or write elsewhere",
+    errno.EROFS: "the file system is read-only (not writable); write elsewhere",
+    errno.EACCES: "permission denied (not writable); write elsewhere",
+    errno.EPERM: "operation not permitted (not writable); write elsewhere",
+}
+
+
+def _write_error(path: Path, e: OSError) -> WriteError:
+    if isinstance(e, WriteError):
+        return e
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    detail = " ".join((e.strerror or str(e) or type(e).__name__).split())
+    reason = (f"{blocker} is a file, not a folder; write elsewhere" if blocker is not None
+              else _WRITE_PROBLEMS.get(e.errno) or
+              f"{detail}; check the path and write elsewhere")
+    return WriteError(f"cannot write {path}: {reason}", e.errno, str(path))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary sibling renamed into place. The new
-    file gets the usual permissions (0o666 less the process umask)."""
+    file gets the usual permissions (0o666 less the process umask). A failed write leaves
+    no temporary file and the old file at ``path`` as it was; an :class:`OSError` (disk
+    full, read-only, no permission) becomes a :class:`WriteError`, one line."""
     path = Path(path)
-    if path.is_dir():  # os.replace cannot put a file over a directory
-        raise RunError(f"{path} is a directory; give a file name to write to")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp, fd = _create_temp(path)
+    try:
+        if path.is_dir():  # os.replace cannot put a file over a directory
+            raise RunError(f"{path} is a directory; give a file name to write to")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp, fd = _create_temp(path)
+    except OSError as e:  # a parent that is a file, a read-only or full disk
+        raise _write_error(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise _write_error(path, e) from None
         raise
 
 
@@ -184,6 +237,12 @@ def json_safe(o: Any) -> Any:
     return o
 
 
+def plain(o: Any) -> Any:
+    """``o`` as plain JSON values (numpy numbers and arrays as Python ones, tuples as lists;
+    NaN and infinities kept), for a checkpoint that must load with ``weights_only=True``."""
+    return json.loads(json.dumps(o, default=_jsonable))
+
+
 def _jsonable(o: Any) -> Any:
     """numpy scalars and arrays to plain Python, for json.dumps."""
     if hasattr(o, "tolist"):
@@ -211,6 +270,7 @@ class RunFiles:
     repairs: list[dict[str, Any]] = field(default_factory=list)  # repairs.json
     monitor: dict[str, Any] | None = None  # monitor.json
     environment: dict[str, Any] | None = None  # environment.json
+    status: dict[str, Any] | None = None  # status.json
     lr_find: dict[str, Any] | None = None  # lr_find.json
     tune: dict[str, Any] | None = None  # tune.json
     cv: dict[str, Any] | None = None  # cv.json (a cross-validation directory)
@@ -221,17 +281,20 @@ class RunFiles:
 
 
 # the parsed files of RunFiles: key of RUN_DIR → the type its content must have
-_MAPPINGS = ("plan", "profile", "preprocess", "evaluation", "monitor", "environment",
+_MAPPINGS = ("plan", "profile", "preprocess", "evaluation", "monitor", "environment", "status",
              "lr_find", "tune", "cv", "experiment")
 _LISTS = ("findings", "repairs")
 _PATHS = {"model": "model", "lr_find_png": "lr_find_png", "mistakes_png": "mistakes"}
 
 
-def read_run_files(path: str | Path, *, require: Iterable[str] = ()) -> RunFiles:
+def read_run_files(path: str | Path, *, require: Iterable[str] = (),
+                   check_model: bool = False) -> RunFiles:
     """Read every file of the run directory ``path`` (a finished run, a cv fold, a tune
     run, a cv or experiment directory).
 
     ``require``: keys of :data:`RUN_DIR` that must be present (e.g. ``("plan", "model")``).
+    ``check_model``: also refuse a model.pt that is damaged or holds more than tensors
+    (read without torch and without unpickling: see :func:`check_weights`).
     Raises :class:`RunError`, one line, when ``path`` is not a directory, a required file
     is missing, or a file cannot be read or parsed (the message names the file)."""
     path = Path(path)
@@ -250,7 +313,42 @@ def read_run_files(path: str | Path, *, require: Iterable[str] = ()) -> RunFiles
     run.metrics = _read_jsonl(path / RUN_FILES["metrics"])
     for attr, key in _PATHS.items():
         setattr(run, attr, path / RUN_FILES[key] if (path / RUN_FILES[key]).is_file() else None)
+    if check_model and run.model is not None:
+        check_weights(run.model)
     return run
+
+
+# What the pickle inside a model.pt may name: a state_dict of tensors, as torch.save writes
+# it ("module name" of each GLOBAL opcode). Anything else could run code when loaded.
+_SAFE_GLOBAL = re.compile(
+    r"collections OrderedDict|torch \w+Storage|torch\._utils _rebuild_(tensor_v2|parameter|"
+    r"parameter_with_state)|torch (device|Size|bool|half|float|double|long|bfloat16|"
+    r"u?int\d+|float\d+)")
+_UNSAFE_OPS = {"STACK_GLOBAL", "INST", "OBJ", "EXT1", "EXT2", "EXT4"}
+
+
+def check_weights(file: Path) -> None:
+    """Refuse a model.pt that is damaged (truncated, a bad checksum, not torch's zip
+    format) or unsafe (its pickle names anything but tensors), without loading it: the
+    report reads runs without torch, and torch's own refusal advises how to unpickle."""
+    names: set[str] = set()
+    try:
+        with zipfile.ZipFile(file) as z:
+            pickles = [n for n in z.namelist() if n.rsplit("/", 1)[-1] == "data.pkl"]
+            if len(pickles) != 1 or z.testzip() is not None:
+                raise ValueError("not one intact data.pkl")
+            for op, arg, _ in pickletools.genops(z.read(pickles[0])):
+                if op.name in _UNSAFE_OPS or (op.name == "GLOBAL" and not
+                                              _SAFE_GLOBAL.fullmatch(str(arg))):
+                    names.add(op.name)
+    except Exception:  # noqa: BLE001 - whatever a hostile file makes the parser raise
+        raise RunError(f"{file} is unreadable (truncated, damaged or not PyTorch weights); "
+                       "the run directory is damaged: run the command that wrote it "
+                       "again") from None
+    if names:
+        raise RunError(f"{file} is unsafe: it holds Python objects other than weights, "
+                       "which could run code when loaded; nnrecipe will not load it: use "
+                       "a model.pt that nnrecipe wrote")
 
 
 def _read(file: Path, kind: type) -> Any:
@@ -260,6 +358,10 @@ def _read(file: Path, kind: type) -> Any:
     try:
         text = file.read_text(encoding="utf-8")
         content = yaml.safe_load(text) if file.suffix == ".yaml" else json.loads(text)
+    except yaml.constructor.ConstructorError:  # a !!python/... tag: never constructed
+        raise RunError(f"{file} is unsafe: it holds a YAML tag (such as !!python/...) that "
+                       "nnrecipe will not load; the run directory is damaged or was "
+                       "tampered with: run the command that wrote it again") from None
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
         raise _damaged(file, f"{type(e).__name__}: {e}") from e
     if not isinstance(content, kind) or (kind is list and not all(

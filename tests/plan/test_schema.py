@@ -36,13 +36,30 @@ def test_choice_errors_list_the_valid_values():
         validate_overrides({"model.activation": "swish"})
 
 
-def test_every_problem_is_reported_at_once_and_unknown_keys_list_the_valid_ones():
+def test_every_problem_is_reported_at_once_and_unknown_keys_name_the_closest_ones():
     with pytest.raises(PlanError) as e:
         validate_overrides({"optimizer.learning_rate": 1, "model.dropout": 2, "nope": 1})
     msg = str(e.value)
     assert "'optimizer.learning_rate'" in msg and "'nope'" in msg and "model.dropout" in msg
-    assert "valid keys: " + ", ".join(KEYS) in msg
+    assert "did you mean optimizer.lr?" in msg
+    assert "`nnrecipe plan DATA` lists the valid keys" in msg
+    assert ", ".join(list(KEYS)[:3]) not in msg and len(msg) < 250  # one short line
     assert "\n" not in msg
+
+
+@pytest.mark.parametrize("key,closest", [("model.widht", "model.width"),
+                                         ("train.batchsize", "train.batch_size"),
+                                         ("optimizer.learning_rate", "optimizer.lr")])
+def test_a_misspelt_key_names_the_key_meant(key, closest):
+    with pytest.raises(PlanError, match=f"did you mean {closest}"):
+        validate_overrides({key: 1})
+
+
+def test_a_huge_key_or_value_is_clipped_in_the_message():
+    for bad in ({"x" * 100_000: 1}, {"model.width": "9" * 100_000}):
+        with pytest.raises(PlanError) as e:
+            validate_overrides(bad)
+        assert len(str(e.value)) < 200
 
 
 def test_set_options_need_key_equals_value():

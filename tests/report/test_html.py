@@ -16,7 +16,7 @@ from sklearn import metrics as skm
 import nnrecipe
 from nnrecipe.report import render_summary, write_report
 from nnrecipe.report.load import load_run_files
-from nnrecipe.report.summary import summary_facts
+from nnrecipe.report.summary import md_text, summary_facts
 
 SECTIONS = ["summary", "data", "plan", "training", "doctor", "evaluation", "reproduce"]
 
@@ -81,7 +81,7 @@ def test_class_names_are_escaped_everywhere(binary_run):
     html = page(binary_run)
     assert BOLD not in html and "&lt;b&gt;yes&lt;/b&gt;" in html
     summary = (binary_run / "summary.md").read_text()
-    assert BOLD in summary  # Markdown keeps the name as it is
+    assert BOLD not in summary and "&lt;b&gt;yes&lt;/b&gt;" in summary  # text, not HTML
 
 
 def _fmt(v: float, digits: int = 4) -> str:
@@ -167,7 +167,7 @@ def test_summary_md_is_the_summary_section(binary_run, findings_run):
         md = (run_dir / "summary.md").read_text()
         html = page(run_dir)
         for sentence in [facts["predicted"], facts["result"], *facts["risks"]]:
-            assert sentence in md
+            assert md_text(sentence) in md  # Markdown-escaped: user strings stay text
             assert _escape(sentence) in html
         assert str(run_dir) in md and "majority class" in md
 

@@ -59,7 +59,8 @@ def test_the_numbers_are_those_of_seeding_the_global_rng(table, profile_of):
     torch.manual_seed(plan["seed"])  # what fit did before it kept the caller's RNG
     old_h = _fit(model, plan, tr, va, loss_fn=make_loss("bce"), val_metrics=None,
                  main_metric=None, watchers=(), run_dir=None, progress=False, resume=None,
-                 tag=None, augment=None, order=None)
+                 tag=None, augment=None, order=None, restore=None, checkpoint_extra=None,
+                 should_stop=None)
     for k, v in _weights(model).items():
         assert torch.equal(new[k], v), k
     assert [e["train_loss"] for e in h.epochs] == [e["train_loss"] for e in old_h.epochs]

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from scipy import stats
@@ -38,24 +39,67 @@ def test_lower_is_better_metrics_are_oriented():
     assert r["mean_improvement"] > 0 and r["verdict"] == "supported"
 
 
+ENTRY = {"time": "2024-01-01T00:00:00", "hypothesis": "h", "changes": {"model.width": 8},
+         "expect": "better", "metric": "accuracy", "mean_improvement": 0.1, "ci": [0.0, 0.2],
+         "verdict": "inconclusive", "run_dir": "runs/e"}
+
+
 def test_journal_appends_lines(tmp_path):
-    append_journal(tmp_path, {"a": 1})
-    append_journal(tmp_path, {"a": 2})
+    append_journal(tmp_path, {**ENTRY, "a": 1})  # a directory: its experiments.jsonl
+    append_journal(tmp_path / "experiments.jsonl", {**ENTRY, "a": 2})  # or the file
     assert [e["a"] for e in read_journal(tmp_path)] == [1, 2]
+    append_journal(tmp_path / "notes" / "mine.jsonl", ENTRY)  # any file name
+    assert read_journal(tmp_path / "notes" / "mine.jsonl") == [ENTRY]
     with pytest.raises(NnrecipeError, match="no experiments journal"):
         read_journal(tmp_path / "nowhere")
 
 
-def test_a_planted_obvious_effect_is_supported_and_journaled(tmp_path):
+@pytest.mark.parametrize("content,fragment", [
+    ("x,y\n1,2\n", "line 1 is not an experiment (not JSON)"),
+    ('[1, 2]\n', "a list, not an object"),
+    ('{"hypothesis": "h"}\n', "'time' missing"),
+    (json.dumps({**ENTRY, "ci": ["a", "b"]}) + "\n", "'ci' is not two numbers"),
+])
+def test_a_file_that_is_not_a_journal_is_one_line(tmp_path, content, fragment):
+    path = tmp_path / "j.jsonl"
+    path.write_text(json.dumps(ENTRY) + "\n" + content if "line 1" not in fragment else content)
+    with pytest.raises(NnrecipeError, match=r"j\.jsonl line \d") as e:
+        read_journal(path)
+    assert fragment.replace("line 1 ", "") in str(e.value) and "\n" not in str(e.value)
+
+
+def test_an_undefined_improvement_reads_back(tmp_path):
+    append_journal(tmp_path, {**ENTRY, "mean_improvement": float("nan"),
+                              "ci": [float("nan"), float("nan")]})
+    assert read_journal(tmp_path)[0]["mean_improvement"] is None
+
+
+def test_a_journal_that_is_not_one_is_refused_before_any_work(tmp_path):
+    df = datasets.load_wine(as_frame=True).frame
+    data = tmp_path / "wine.csv"
+    df.to_csv(data, index=False)
+    before = data.read_bytes()
+    with pytest.raises(NnrecipeError, match="wine.csv line 1 is not an experiment"):
+        nnrecipe.experiment(df, "target", hypothesis="h", changes={"model.width": 8},
+                            out=tmp_path / "x", journal=data)
+    assert data.read_bytes() == before and not (tmp_path / "x").exists()
+
+
+def test_a_planted_obvious_effect_is_supported_and_journaled(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default journal: runs/experiments.jsonl from here
     df = datasets.load_wine(as_frame=True).frame
     e = nnrecipe.experiment(df, "target", hypothesis="a learning rate of 1e-7 cannot learn",
                             changes={"optimizer.lr": "1e-7"}, expect="worse", repeats=4,
-                            overrides={"train.max_epochs": 30}, out=tmp_path / "runs" / "e")
+                            overrides={"train.max_epochs": 30},
+                            out=tmp_path / "elsewhere" / "e")
     assert e["verdict"] == "supported" and e["mean_improvement"] < -0.2
     assert len(e["baseline"]) == len(e["changed"]) == 4
+    assert e["journal"] == str(Path("runs") / "experiments.jsonl")
+    assert not (tmp_path / "elsewhere" / "experiments.jsonl").exists()
     journal = read_journal(tmp_path / "runs")
+    assert journal[-1]["run_dir"] == str(tmp_path / "elsewhere" / "e")
     assert journal[-1]["hypothesis"] == "a learning rate of 1e-7 cannot learn"
-    assert json.loads((tmp_path / "runs" / "e" / "experiment.json").read_text())[
+    assert json.loads((tmp_path / "elsewhere" / "e" / "experiment.json").read_text())[
         "verdict"] == "supported"
 
 

@@ -112,3 +112,39 @@ def test_study_summary_lists_every_trial_with_its_curve(tmp_path):
     assert s["trials"][0]["intermediate"] == {"1": 0.9, "2": 0.5}
     assert s["trials"][0]["epochs"] == 2 and s["best"]["number"] == 0
     assert s["best"]["value"] == 0.5
+
+
+def test_fail_stale_trials_fails_only_trials_whose_worker_is_gone(tmp_path):
+    """A journal has no heartbeat: on resume a RUNNING trial is failed only when the process
+    it recorded is gone; a live worker's trial and another machine's are left alone."""
+    import subprocess
+    import sys
+
+    from nnrecipe.tune.search import WORKER_ATTR, fail_stale_trials, storage_for, worker_record
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store, _ = storage_for(None, tmp_path)
+    study = open_study(store, "s", 0)
+    records = {"dead": worker_record().split()[0] + f" {dead.pid} 1",
+               "alive": worker_record(), "elsewhere": "other-host 1 1"}
+    trials = {}
+    for name, record in records.items():
+        trials[name] = study.ask()
+        trials[name].set_user_attr(WORKER_ATTR, record)
+    assert fail_stale_trials(study) == [trials["dead"].number]
+    states = {n: study.trials[t.number].state.name for n, t in trials.items()}
+    assert states == {"dead": "FAIL", "alive": "RUNNING", "elsewhere": "RUNNING"}
+    assert fail_stale_trials(open_study(store, "s", 0)) == []  # resuming again: nothing new
+
+
+def test_check_storage_refuses_what_optuna_cannot_use(tmp_path):
+    from nnrecipe.tune.search import check_storage
+
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n")
+    for bad in (str(tmp_path / "t.csv"), "foo://bar", str(tmp_path), str(tmp_path / "no/x")):
+        with pytest.raises(PlanError, match="--storage"):
+            check_storage(bad)
+    check_storage(str(tmp_path / "new.journal"))  # a new file is fine (and not created)
+    check_storage(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from .profile import FLOAT32_MAX, show_names
 
 __all__ = ["Preprocessor", "categorical_encoding", "embedding_dim", "ONE_HOT_MAX_LEVELS"]
 
@@ -130,13 +131,20 @@ class Preprocessor:
         if self.state["task"] == "regression":
             if not pd.api.types.is_numeric_dtype(y):
                 raise DataError(f"target '{y.name}' must be numeric for regression")
+            v = y.to_numpy(dtype=np.float64, na_value=np.nan)
+            bad = int((~np.isfinite(v) | (np.abs(v) > FLOAT32_MAX)).sum())
+            if bad:
+                raise DataError(f"target {show_names([y.name])} has {bad:,} missing, infinite "
+                                "or beyond ±3.4e38 value(s); give finite numbers in that range")
             return ((y.to_numpy(dtype=np.float64) - t["loc"]) / t["scale"]).astype(np.float32)
         lookup = {str(c): i for i, c in enumerate(t["classes"])}
         codes = y.astype(str).map(lookup)
         if codes.isna().any():
-            unseen = sorted(set(y.astype(str)[codes.isna()]))[:5]
-            raise DataError(f"target '{y.name}' holds class(es) {unseen} that the training "
-                            f"data did not have; known classes: {t['classes']}")
+            unseen = sorted(set(y.astype(str)[codes.isna()]))
+            raise DataError(f"target {show_names([y.name])} holds {len(unseen):,} class(es) "
+                            f"that the training data did not have: {show_names(unseen)}; "
+                            f"known classes ({len(t['classes']):,}): "
+                            f"{show_names(t['classes'])}")
         return codes.to_numpy(dtype=np.int64, copy=True)
 
     def inverse_target(self, values: np.ndarray) -> np.ndarray:
@@ -197,10 +205,12 @@ def _apply_numeric(s: pd.Series, spec: dict[str, Any], what: str) -> np.ndarray:
     v = v.to_numpy(dtype=np.float64)
     if spec["indicator"]:
         return np.isnan(v).astype(np.float32)
-    if np.isinf(v).any():
-        raise DataError(f"{what}: column '{spec['source']}' has {int(np.isinf(v).sum())} "
-                        "infinite value(s); replace them with finite numbers or leave the "
-                        "cells empty (missing values are imputed)")
+    if np.isinf(v).any() or (np.abs(v) > FLOAT32_MAX).any():
+        n_bad = int((np.isinf(v) | (np.abs(v) > FLOAT32_MAX)).sum())
+        raise DataError(f"{what}: column {show_names([spec['source']])} has {n_bad:,} "
+                        "infinite value(s) or beyond ±3.4e38; replace them with finite "
+                        "numbers within that range or leave the cells empty (missing values "
+                        "are imputed)")
     v = np.where(np.isnan(v), spec["fill"], v)
     return ((v - spec["center"]) / spec["scale"]).astype(np.float32)
 

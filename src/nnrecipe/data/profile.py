@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -13,10 +14,16 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from ..errors import DataError
 from .load import infer_kinds
 
-__all__ = ["DataProfile", "profile_table", "check_target", "infer_task", "split_overlap"]
+__all__ = ["DataProfile", "profile_table", "check_target", "check_numbers", "infer_task",
+           "split_overlap", "FLOAT32_MAX", "show_names"]
 
 TASKS = ("binary", "multiclass", "regression")
 MAX_CLASSES_FROM_INTEGERS = 20  # an integer target with more distinct values is a quantity
+# The network reads float32: a larger magnitude becomes infinity there. The same bound keeps
+# a regression target's squared errors far inside float64 (sqrt(float64 max) ≈ 1.3e154).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+NAMES_SHOWN = 5  # names listed in a one-line message; the rest are counted
+NAME_CHARS = 40  # a listed name is cut to this many characters
 
 
 @dataclass
@@ -56,33 +63,88 @@ class DataProfile:
 
 def check_target(df: pd.DataFrame, target: str, what: str = "data") -> None:
     if target not in df.columns:
-        cols = ", ".join(map(str, df.columns[:30])) + (" ..." if df.shape[1] > 30 else "")
-        raise DataError(f"target column '{target}' is not in {what}; its columns are: {cols}")
+        cols = ", ".join(_clip(c) for c in df.columns[:30]) + (
+            f" ... ({df.shape[1]:,} in all)" if df.shape[1] > 30 else "")
+        raise DataError(f"target column {show_names([target])} is not in {what}; its columns "
+                        f"are: {cols}")
     if df[target].notna().sum() == 0:
-        raise DataError(f"target column '{target}' is missing in every row; "
+        raise DataError(f"target column {show_names([target])} is missing in every row; "
                         "choose a column that holds the labels")
     if df.shape[1] < 2:
-        raise DataError(f"{what} has only the target column '{target}'; add feature columns")
+        raise DataError(f"{what} has only the target column {show_names([target])}; add "
+                        "feature columns")
+
+
+def _clip(name: Any) -> str:
+    """A name as it can stand in a one-line message: control characters escaped, cut short."""
+    text = str(name)
+    if not text.isprintable():
+        text = repr(text)[1:-1]
+    return text if len(text) <= NAME_CHARS else text[:NAME_CHARS - 3] + "..."
+
+
+def show_names(names: list[Any], total: int | None = None) -> str:
+    """The first few ``names`` for a one-line message (escaped, cut short), the rest counted:
+    ``'a', 'b', 'c' and 4,997 more``."""
+    total = len(names) if total is None else total
+    shown = []
+    for n in names[:NAMES_SHOWN]:
+        text = repr(str(n))  # escapes newlines and control characters: the line stays one
+        shown.append(text if len(text) <= NAME_CHARS else text[:NAME_CHARS - 4] + "...'")
+    rest = total - len(shown)
+    return ", ".join(shown) + (f" and {rest:,} more" if rest > 0 else "")
+
+
+def check_numbers(df: pd.DataFrame, what: str = "data", target: str | None = None) -> None:
+    """Refuse infinite numbers and numbers beyond float32's range (±3.4e38) in any numeric
+    column, the target included: the network computes in float32, the profile's trees and
+    the metrics in float64, and each fails on them with an unreadable error. Called before
+    anything is profiled, split or written."""
+    problems, columns = [], []
+    for col in df.columns:
+        s = df[col]
+        if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        with np.errstate(invalid="ignore", over="ignore"):
+            v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            n_inf = int(np.isinf(v).sum())
+            n_big = int((np.isfinite(v) & (np.abs(v) > FLOAT32_MAX)).sum())
+        if n_inf or n_big:
+            columns.append(col)
+            parts = ([f"{n_inf:,} infinite"] if n_inf else []) + (
+                [f"{n_big:,} beyond ±3.4e38"] if n_big else [])
+            label = show_names([col]) + (" (the target)" if col == target else "")
+            problems.append(f"{label}: {' and '.join(parts)}")
+    if problems:
+        more = len(problems) - NAMES_SHOWN
+        listed = "; ".join(problems[:NAMES_SHOWN]) + (f"; and {more:,} more column(s)"
+                                                       if more > 0 else "")
+        raise DataError(f"{what} holds numbers a network cannot use in {listed}; replace them "
+                        "with finite numbers within ±3.4e38 (rescale the column, e.g. take "
+                        "its log) or leave those cells empty")
 
 
 def infer_task(y: pd.Series, requested: str = "auto") -> tuple[str, str]:
     """(task, reason) for a target with its missing rows removed."""
     distinct = y.nunique()
+    head = y.iloc[0] if len(y) else None
+    name, first = show_names([y.name]), _clip(repr(head.item() if hasattr(head, "item")
+                                                   else head))
     numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
     if requested != "auto":
         if requested not in TASKS:
             raise DataError(f"--task must be one of auto, {', '.join(TASKS)}; got '{requested}'")
         if requested == "regression" and not numeric:
-            raise DataError(f"--task regression needs a numeric target, but '{y.name}' holds "
-                            f"values like {y.iloc[0]!r}; use --task auto for classification")
+            raise DataError(f"--task regression needs a numeric target, but {name} holds "
+                            f"values like {first}; use --task auto for classification")
         if requested != "regression" and distinct < 2:
-            raise DataError(f"target '{y.name}' has a single class ({y.iloc[0]!r}); "
+            raise DataError(f"target {name} has a single class ({first}); "
                             "a classifier needs at least two")
         if requested == "binary" and distinct != 2:
-            raise DataError(f"--task binary needs exactly 2 classes; '{y.name}' has {distinct}")
+            raise DataError(f"--task binary needs exactly 2 classes; {name} has {distinct}")
         return requested, f"set by the user (--task {requested})"
     if distinct < 2:
-        raise DataError(f"target '{y.name}' has a single value ({y.iloc[0]!r}) in every row; "
+        raise DataError(f"target {name} has a single value ({first}) in every row; "
                         "there is nothing to learn: choose another target")
     if not numeric:
         task = "binary" if distinct == 2 else "multiclass"
@@ -100,6 +162,7 @@ def profile_table(df: pd.DataFrame, target: str, task: str = "auto", *,
                   dropped_target_missing: int = 0) -> DataProfile:
     """Profile ``df``, whose rows all have a target (the caller drops and counts the others)."""
     check_target(df, target)
+    check_numbers(df, target=target)
     task, task_reason = infer_task(df[target], task)
     kinds = infer_kinds(df.drop(columns=[target]))
     columns = {c: _column_stats(df[c], kinds[c]) for c in kinds}
@@ -211,7 +274,9 @@ def _leak_suspects(df, target, task, kinds, skip, *, max_rows=20_000, max_groups
 def _single_feature_tree(s: pd.Series, y: np.ndarray, task: str, leaves: int) -> np.ndarray:
     x = s.astype(float).replace([np.inf, -np.inf], np.nan).fillna(-1e30).to_numpy()[:, None]
     cls = DecisionTreeRegressor if task == "regression" else DecisionTreeClassifier
-    tree = cls(max_leaf_nodes=leaves, min_samples_leaf=10, random_state=0).fit(x, y)
+    with warnings.catch_warnings():  # e.g. "more classes than half the rows": not the user's
+        warnings.simplefilter("ignore")
+        tree = cls(max_leaf_nodes=leaves, min_samples_leaf=10, random_state=0).fit(x, y)
     return tree.predict(x)
 
 

@@ -116,7 +116,9 @@ SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 def findings_table(findings: Sequence[Finding], *, advice: bool = False,
                    title: str = "The doctor's findings (worst first)") -> Table:
     """A rich table of findings for the terminal: severity, title, where, the first few
-    evidence numbers (and the first two pieces of advice when ``advice``)."""
+    evidence numbers (and the first two pieces of advice when ``advice``). Every text is
+    escaped: a column or layer named ``[/]`` is printed as it is, never read as markup."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title)
@@ -127,6 +129,8 @@ def findings_table(findings: Sequence[Finding], *, advice: bool = False,
                                      f"step {f.step}" if f.step and not f.epoch else "",
                                      f.layer or "") if x)
         evidence = ", ".join(f"{k}={v}" for k, v in list(f.evidence.items())[:4])
-        row = [f"[{SEVERITY_STYLE[f.severity]}]{f.severity}", f.title, where, evidence]
-        table.add_row(*row, *(["\n".join(f"• {a}" for a in f.advice[:2])] if advice else []))
+        row = [f"[{SEVERITY_STYLE[f.severity]}]{escape(f.severity)}", escape(f.title),
+               escape(where), escape(evidence)]
+        table.add_row(*row, *([escape("\n".join(f"• {a}" for a in f.advice[:2]))]
+                              if advice else []))
     return table

@@ -100,6 +100,25 @@ class LiveMonitor(Watcher):
         self._watched: list[tuple[str, nn.Module]] = []
         self.initial_loss: float | None = None
 
+    # --- a checkpoint of what was seen (a resumed run carries on from it) -----------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"findings": [f.to_dict() for f in self.findings],
+                "layer_log": self.layer_log, "log_stride": self._log_stride,
+                "n_observed": self._n_observed, "initial_loss": self.initial_loss,
+                "seen": [[c, layer, i] for (c, layer), i in self._seen.items()],
+                "streak": [[c, layer, n] for (c, layer), n in self._streak.items()],
+                "history": self._history}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.findings = [Finding.from_dict(f) for f in state["findings"]]
+        self.layer_log = list(state["layer_log"])
+        self._log_stride, self._n_observed = state["log_stride"], state["n_observed"]
+        self.initial_loss = state["initial_loss"]
+        self._seen = {(c, layer): i for c, layer, i in state["seen"]}
+        self._streak = {(c, layer): n for c, layer, n in state["streak"]}
+        self._history = list(state["history"])
+
     # --- the watcher hooks ----------------------------------------------------------------
 
     def on_train_begin(self, state: TrainState) -> None:

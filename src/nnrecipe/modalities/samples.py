@@ -22,6 +22,7 @@ from sklearn.model_selection import train_test_split
 
 from ..data.load import table_name
 from ..data.profile import DataProfile, target_summary
+from ..data.split import rare_classes
 from ..errors import DataError
 from ..evaluate import MAIN_METRIC, baseline_metrics, classification_metrics
 from ..models import outputs_to_predictions
@@ -254,14 +255,19 @@ class ClassModality(SampleModality):
             return self._split_rest(data, np.arange(start), np.arange(start, len(data.y)),
                                     seed, data.info["test_source"])
         idx = np.arange(len(data.y))
+        labels = np.asarray(data.classes, dtype=object)[data.y]
+        rare = rare_classes(labels, 3)  # one sample each for training, validation and test
+        if rare:
+            raise DataError(f"cannot split {len(idx):,} samples by class: {rare}; give more "
+                            "samples of those classes or remove them")
         try:
             rest, test = train_test_split(idx, test_size=TEST_SHARE, random_state=seed,
                                           stratify=data.y)
             train, val = train_test_split(rest, test_size=VAL_SHARE / (1 - TEST_SHARE),
                                           random_state=seed, stratify=data.y[rest])
-        except ValueError as e:
-            raise DataError(f"cannot split {len(idx)} samples into train/val/test by class "
-                            f"({e}); give more samples per class") from None
+        except ValueError as e:  # more classes than a split has samples
+            raise DataError(f"cannot split {len(idx):,} samples into train/val/test by class "
+                            f"({str(e)[:200]}); give more samples per class") from None
         return SampleSplits(np.sort(train), np.sort(val), np.sort(test),
                             "stratified 70/15/15 by class", [data.names[i] for i in np.sort(val)])
 

@@ -17,7 +17,8 @@ import torch
 
 from ..data import DataProfile, Preprocessor, load_table, profile_table, split_overlap, split_table
 from ..data.load import table_name
-from ..data.profile import check_target
+from ..data.profile import check_numbers, check_target, infer_task
+from ..data.split import check_classes
 from ..errors import DataError
 from ..evaluate import (
     BASELINE_NAME,
@@ -68,13 +69,14 @@ class TableModality(Modality):
                        name: str) -> Prepared:
         n_missing = int(df[target].isna().sum())
         df = df[df[target].notna()]
+        # every input check before the profile (its trees and the metrics fail on them)
+        check_numbers(df, target=target)
+        for flag, other in (("--test data", test_df), ("--valid data", valid_df)):
+            if other is not None:
+                check_numbers(other, flag, target)
+        check_classes(df, target, infer_task(df[target], task)[0],
+                      internal_splits=(test_df is None) + (valid_df is None))
         profile = profile_table(df, target, task, dropped_target_missing=n_missing)
-        infinite = {c: s["n_infinite"] for c, s in profile.columns.items()
-                    if s.get("n_infinite")}
-        if infinite:
-            raise DataError(f"infinite values in {infinite} (column: count); replace them with "
-                            "finite numbers or leave the cells empty (missing values are "
-                            "imputed)")
         splits = split_table(df, target, profile.task, given.get("seed", 0),
                              val_df=valid_df, test_df=test_df)
         features = [c for c in df.columns if c != target]

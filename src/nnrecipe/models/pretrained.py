@@ -105,7 +105,12 @@ def _from_run(p: Path) -> Pretrained:
     if not all(f.exists() for f in files):
         raise DataError(f"--pretrained {p} is not a finished nnrecipe run (it needs "
                         "plan.yaml, model.pt and preprocess.json)")
-    plan = yaml.safe_load(files[0].read_text(encoding="utf-8"))
+    try:
+        plan = yaml.safe_load(files[0].read_text(encoding="utf-8"))
+        plan["decisions"], plan["derived"]  # noqa: B018 (the shape a plan has)
+    except (yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError):
+        raise DataError(f"--pretrained {p}: {files[0].name} is unreadable or unsafe (not a "
+                        "plan nnrecipe wrote)") from None
     values = {k: d["value"] for part in ("decisions", "derived") for k, d in plan[part].items()}
     if values.get("model.arch") != "cnn":
         raise DataError(f"--pretrained {p} is a {values.get('model.arch', 'tabular')} network;"
@@ -271,6 +276,16 @@ class Unfreeze(Watcher):
     def __init__(self, epochs: int):
         self.epochs = epochs
         self.unfrozen_at: int | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"unfrozen_at": self.unfrozen_at}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.unfrozen_at = state["unfrozen_at"]
+
+    def on_train_begin(self, state: TrainState) -> None:
+        if self.unfrozen_at is not None and state.model.frozen:  # resumed after unfreezing
+            state.model.freeze(0)
 
     def on_epoch_end(self, state: TrainState) -> None:
         model = state.model

@@ -12,7 +12,14 @@ from .. import runs
 from ..errors import PlanError
 from ..evaluate import MAIN_METRIC
 from ..runs import RUN_FILES
-from ..tune.experiment import EXPECTATIONS, HIGHER_IS_BETTER, append_journal, paired_verdict
+from ..tune.experiment import (
+    EXPECTATIONS,
+    HIGHER_IS_BETTER,
+    append_journal,
+    journal_path,
+    paired_verdict,
+    read_journal,
+)
 from .prepare import prepare
 from .run import new_run_dir, train_and_save
 
@@ -24,8 +31,14 @@ REGRESSION_METRICS = ("rmse", "mae", "r2")
 def run_experiment(data: Any, target: str | None, *, hypothesis: str, changes: dict[str, Any],
                    expect: str, metric: str | None, repeats: int, task: str,
                    overrides: dict | None, out: str | Path | None, progress: bool,
-                   modality: str = "auto") -> dict[str, Any]:
+                   modality: str = "auto", journal: str | Path | None = None
+                   ) -> dict[str, Any]:
+    """Run the experiment, write experiment.json and append the entry to ``journal``
+    (default runs/experiments.jsonl); returns the entry with the journal's path."""
     _check(changes, expect, repeats)
+    journal = journal_path(journal)
+    if journal.exists():  # not a journal (a CSV given by mistake): refused before any work
+        read_journal(journal)
     base = prepare(data, target, task=task, overrides=overrides, modality=modality)
     given = base.overrides
     change = prepare(data, target, task=task, overrides={**given, **changes},
@@ -59,8 +72,7 @@ def run_experiment(data: Any, target: str | None, *, hypothesis: str, changes: d
                                   higher_is_better=HIGHER_IS_BETTER[metric]),
                  "run_dir": str(run_dir)}
         runs.atomic_write_json(run_dir / RUN_FILES["experiment"], entry)
-        append_journal(run_dir.parent, entry)
-        return entry
+        return {**entry, "journal": str(append_journal(journal, entry))}
 
 
 def _check(changes: dict[str, Any], expect: str, repeats: int) -> None:

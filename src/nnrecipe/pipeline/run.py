@@ -5,16 +5,28 @@ it, save every file; load a finished run back.
     2. training under the doctor (pipeline/supervise.py): metrics.jsonl, checkpoints/
     3. the plan finally trained, model.pt, findings.json (repairs.json with --auto-fix)
     4. the modality scores the test split: evaluation.json (and mistakes.png)
-    5. environment.json, then summary.md and report.html, last
+    5. environment.json, status.json, then summary.md and report.html, last
+
+status.json says where a run stands: ``running`` from the first epoch on, then
+``finished``, ``interrupted`` (Ctrl-C: the best weights were still evaluated and saved) or
+``failed`` (with the reason). A run that stopped for any reason after training started
+keeps its directory and its checkpoints, and ``nnrecipe train --resume RUN`` goes on from
+checkpoints/last.pt to the result the uninterrupted run would have had.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pandas as pd
@@ -30,9 +42,11 @@ from ..report import write_report
 from ..report.reproduce import environment
 from ..runs import RUN_FILES
 from ..train import History
+from ..train.checkpoint import load_checkpoint
+from .prepare import prepare
 from .supervise import TrainOutcome, train_with_doctor
 
-__all__ = ["Run", "load_run", "new_run_dir", "train_and_save", "write_inputs"]
+__all__ = ["Run", "load_run", "new_run_dir", "resume_run", "train_and_save", "write_inputs"]
 
 Source = str | Path | pd.DataFrame
 
@@ -50,6 +64,7 @@ class Run:
     path: Path | None = None
     findings: list[Finding] = field(default_factory=list)
     repairs: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "finished"  # or "interrupted" (Ctrl-C; resumable)
 
     @property
     def task(self) -> str:
@@ -71,7 +86,8 @@ class Run:
 
 @contextmanager
 def new_run_dir(out: str | Path | None, name: str) -> Iterator[Path]:
-    """Create the run directory; remove it again if a user error stops the run."""
+    """Create the run directory; remove it again if a user error stops the run before
+    training started (after that, its checkpoints are worth keeping: status.json says)."""
     out_dir = Path(out) if out is not None else runs.default_run_dir(name)
     runs.check_run_dir_free(out_dir)
     created = not out_dir.exists()
@@ -79,9 +95,46 @@ def new_run_dir(out: str | Path | None, name: str) -> Iterator[Path]:
     try:
         yield run_dir
     except NnrecipeError:
-        if created:
+        if created and not (run_dir / RUN_FILES["status"]).exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+def write_status(run_dir: Path, status: str, call: dict[str, Any] | None, **more: Any) -> None:
+    runs.atomic_write_json(run_dir / RUN_FILES["status"], {
+        "status": status, "time": datetime.now().isoformat(timespec="seconds"),
+        "pid": os.getpid(), **more, "call": call})
+
+
+def resume_hint(run_dir: Path) -> str:
+    return f"nnrecipe train --resume {run_dir}"
+
+
+class CtrlC:
+    """The first Ctrl-C asks training to stop after the current step (a checkpoint is
+    written there; the best weights are then evaluated and saved); a second one stops at
+    once, leaving the run resumable from its last checkpoint. Outside the main thread
+    (where Python cannot take signals) it does nothing."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._old: Any = None
+
+    def __enter__(self) -> CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+        print("nnrecipe: stopping after this step; Ctrl-C again stops at once",
+              file=sys.stderr)
 
 
 def write_inputs(prep: Prepared, run_dir: Path) -> Inputs:
@@ -93,11 +146,37 @@ def write_inputs(prep: Prepared, run_dir: Path) -> Inputs:
 
 
 def train_and_save(prep: Prepared, run_dir: Path, progress: bool, watchers: list, *,
-                   auto_fix: bool, max_repairs: int, preflight: bool) -> Run:
+                   auto_fix: bool, max_repairs: int, preflight: bool,
+                   call: dict[str, Any] | None = None,
+                   resume: dict[str, Any] | None = None) -> Run:
+    """Train under the doctor, score, save every file. ``call``: the arguments that made
+    the run (kept in status.json, for --resume); ``resume``: its last checkpoint."""
     inputs = write_inputs(prep, run_dir)
-    outcome = train_with_doctor(prep, inputs, run_dir=run_dir, progress=progress,
-                                watchers=watchers, auto_fix=auto_fix, max_repairs=max_repairs,
-                                preflight=preflight)
+    write_status(run_dir, "running", call)
+    ctrl_c = CtrlC()
+    try:
+        with ctrl_c:
+            outcome = train_with_doctor(prep, inputs, run_dir=run_dir, progress=progress,
+                                        watchers=watchers, auto_fix=auto_fix,
+                                        max_repairs=max_repairs, preflight=preflight,
+                                        resume=resume, should_stop=lambda: ctrl_c.pressed)
+        return _finish(prep, outcome, run_dir, auto_fix, call)
+    except KeyboardInterrupt:
+        write_status(run_dir, "interrupted", call, reason="stopped at once (a second "
+                     "Ctrl-C)", resume=resume_hint(run_dir))
+        raise
+    except BaseException as e:
+        reason = (str(e) if isinstance(e, NnrecipeError) else f"{type(e).__name__}: {e}")
+        write_status(run_dir, "failed", call, reason=reason[:500], resume=resume_hint(run_dir))
+        raise
+
+
+def _finish(prep: Prepared, outcome: TrainOutcome, run_dir: Path, auto_fix: bool,
+            call: dict[str, Any] | None) -> Run:
+    """After training (to the end, or to a Ctrl-C): save, score, report."""
+    if not all(torch.isfinite(v).all() for v in outcome.model.state_dict().values()
+               if v.is_floating_point()):
+        _diverged(outcome, run_dir, auto_fix)
     run = save_outcome(prep, outcome, run_dir, auto_fix)
     run.evaluation = prep.modality.score(prep, outcome.model, outcome.plan, run_dir)
     history = outcome.history
@@ -107,8 +186,67 @@ def train_and_save(prep: Prepared, run_dir: Path, progress: bool, watchers: list
     runs.atomic_write_json(run_dir / RUN_FILES["evaluation"], run.evaluation)
     runs.atomic_write_json(run_dir / RUN_FILES["environment"], environment(
         data_name=prep.name, target=prep.profile.target, overrides=prep.overrides))
+    if history.stop_reason.startswith("interrupted"):
+        run.status = "interrupted"
+        write_status(run_dir, "interrupted", call, reason=history.stop_reason,
+                     resume=resume_hint(run_dir))
+    else:
+        write_status(run_dir, "finished", call)
     write_report(run_dir)  # summary.md and report.html, last: every other file is saved
     return run
+
+
+def _diverged(outcome: TrainOutcome, run_dir: Path, auto_fix: bool) -> None:
+    """No epoch ended with finite weights, so there is nothing to evaluate: keep the plan,
+    the findings and the learning curve, and say so (exit code 4)."""
+    runs.atomic_write_yaml(run_dir / RUN_FILES["plan"], outcome.plan.to_dict())
+    findings = sort_findings(outcome.findings)
+    runs.atomic_write_json(run_dir / RUN_FILES["findings"], [f.to_dict() for f in findings])
+    if auto_fix:
+        runs.atomic_write_json(run_dir / RUN_FILES["repairs"], outcome.repairs)
+    worst = next((f for f in findings if f.severity == "error"), None)
+    why = f"; the doctor says: {worst.title} ({worst.code})" if worst else ""
+    raise Diverged(f"training diverged: no epoch ended with finite weights, so there is "
+                   f"nothing to evaluate{why}; see {run_dir / RUN_FILES['findings']} and try "
+                   "a lower optimizer.lr or --auto-fix")
+
+
+class Diverged(RunError):
+    """Training ended without finite weights (the run directory keeps its findings)."""
+
+    exit_code = 4
+
+
+def resume_run(run_dir: str | Path, data: Any = None, *, progress: bool = False,
+               watchers: list | None = None) -> Run:
+    """Go on with a run that was killed, interrupted or stopped by a full disk, from its
+    checkpoints/last.pt, to the result the uninterrupted run would have had. ``data``: the
+    training data again (needed when the run was made from a DataFrame; by default the
+    path recorded in status.json)."""
+    run_dir = Path(run_dir)
+    state = runs.read_run_files(run_dir, require=("status", "profile"))
+    status = state.status or {}
+    if status.get("status") == "finished":
+        raise RunError(f"{run_dir} finished; there is nothing to resume")
+    call = status.get("call") or {}
+    source = data if data is not None else call.get("data")
+    if source is None:
+        raise RunError(f"{run_dir} was trained from data in memory: give the same data "
+                       "again to resume it")
+    ckpt = load_checkpoint(run_dir / RUN_FILES["checkpoint_last"])
+    for tmp in run_dir.rglob(".*.tmp"):  # a write cut short by kill -9 (runs.py names them)
+        tmp.unlink(missing_ok=True)
+    prep = prepare(source, call.get("target"), task=call.get("task", "auto"),
+                   overrides=call.get("overrides"), test=call.get("test"),
+                   valid=call.get("valid"), modality=call.get("modality", "auto"),
+                   pretrained=call.get("pretrained"))
+    if runs.plain(prep.profile.to_dict()) != runs.plain(state.profile):
+        raise RunError(f"the data differs from what {run_dir} was trained on (its "
+                       "profile.json does not match): resume with the same data")
+    return train_and_save(prep, run_dir, progress, watchers or [],
+                          auto_fix=call.get("auto_fix", False),
+                          max_repairs=call.get("max_repairs", 3),
+                          preflight=call.get("preflight", True), call=call, resume=ckpt)
 
 
 def save_outcome(prep: Prepared, outcome: TrainOutcome, run_dir: Path, auto_fix: bool) -> Run:
@@ -126,6 +264,13 @@ def save_outcome(prep: Prepared, outcome: TrainOutcome, run_dir: Path, auto_fix:
 
 def load_run(path: str | Path) -> Run:
     """Load a finished run directory (written by ``fit`` or ``nnrecipe train``)."""
+    files = runs.read_run_files(path)
+    status = files.status or {"status": "finished"}  # runs from before status.json
+    if status["status"] == "running" or (status["status"] != "finished"
+                                         and files.model is None):
+        why = status.get("reason") or "it was stopped before it finished (killed?)"
+        raise RunError(f"{path} did not finish: {status['status']}, {why}; resume it with "
+                       f"`{resume_hint(Path(path))}`")
     files = runs.read_run_files(path, require=("plan", "preprocess", "profile", "model"))
     plan_ = Plan.from_dict(files.plan)
     profile = DataProfile.from_dict(files.profile)
@@ -146,4 +291,5 @@ def load_run(path: str | Path) -> Run:
     history.stop_reason = training.get("stop_reason", "")
     history.best_epoch = training.get("best_epoch")
     return Run(plan_, profile, pre, model, history, evaluation, Path(path),
-               [Finding.from_dict(f) for f in files.findings], files.repairs)
+               [Finding.from_dict(f) for f in files.findings], files.repairs,
+               status["status"])

@@ -38,8 +38,10 @@ from ..runs import RUN_FILES
 from ..train import fit as train_fit
 from ..train import make_loss
 from ..tune.search import (
+    WORKER_ATTR,
     Dim,
     PruneOnValLoss,
+    check_storage,
     default_space,
     finished,
     merge_space,
@@ -47,6 +49,7 @@ from ..tune.search import (
     parse_space,
     storage_for,
     study_summary,
+    worker_record,
 )
 from .prepare import prepare
 from .run import new_run_dir, train_and_save
@@ -90,14 +93,17 @@ def search_and_retrain(data: Any, target: str | None, *, trials: int = 20,
         raise PlanError("nothing left to search: every searched key is fixed with --set; "
                         "drop a --set or add a --space")
     name = study or base.name
+    check_storage(storage)  # before the run directory: a bad --storage leaves nothing
     with new_run_dir(out, f"{base.name}-tune") as run_dir:
         center, rule = _lr_center(base, fixed, searched, run_dir)
         dims = merge_space(default_space(base.plan, center, rule, network), searched, fixed)
         store, store_name = storage_for(storage, run_dir)
         the_study = open_study(store, name, fixed.get("seed", 0))
         first = _claim_study(the_study, base, target, dims)
+        # the workers get the storage as given (a URL with its password), not the shown name
         job = _Job(data, target, task, base.profile.modality, fixed, dims,
-                   store_name, name, fixed.get("seed", 0), timeout, torch.get_num_threads())
+                   storage or store_name, name, fixed.get("seed", 0), timeout,
+                   torch.get_num_threads())
         _run_workers(job, the_study, trials, workers, progress)
         summary = study_summary(the_study)
         if summary["best"] is None:
@@ -161,6 +167,7 @@ def _claim_study(study: optuna.Study, base: Prepared, target: str | None, dims: 
 
 def _objective(trial: optuna.Trial, base: Prepared, job: _Job, cache: dict) -> float:
     """Train one sampled plan in memory; the best validation loss it reached."""
+    trial.set_user_attr(WORKER_ATTR, worker_record())  # first: a resume can tell it was killed
     params = {key: dim.suggest(trial) for key, dim in job.dims.items()}
     try:
         prep = base.modality.replan(base, validate_overrides({**job.fixed, **params}))

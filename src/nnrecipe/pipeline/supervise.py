@@ -47,23 +47,37 @@ class TrainOutcome:
 
 def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress: bool,
                       watchers: list, auto_fix: bool, max_repairs: int,
-                      preflight: bool) -> TrainOutcome:
+                      preflight: bool, resume: dict[str, Any] | None = None,
+                      should_stop: Any = None) -> TrainOutcome:
+    """``resume``: the checkpoint of an interrupted run (checkpoints/last.pt): the plan,
+    repairs and findings so far come from it, and training goes on where it stopped.
+    ``should_stop()``: asked after every step (Ctrl-C)."""
     plan, model = prep.plan, prep.model
     train, val, val_metrics = inputs.train, inputs.val, inputs.val_metrics
     task, loss_name = plan["task"], plan["loss.name"]
     loss_fn = make_loss(loss_name)
-    overrides = dict(prep.overrides)
-    if "optimizer.lr_find" in plan:  # optimizer.lr=auto: the range test sets the rate
-        result = run_range_test(plan, model, loss_fn, train, run_dir)
-        overrides["optimizer.lr"] = result.suggestion  # a repair re-plans with it
-        plan = plan.with_decision("optimizer.lr", lr_decision(result))
     baseline = constant_baseline_loss(loss_fn, loss_name, train[1])
-    findings = before_training(plan, prep.profile, prep.modality.numeric_columns(prep), model,
-                               *train, loss_fn, lambda ps: make_optimizer(plan, ps),
-                               preflight=preflight)
-    out = TrainOutcome(plan, model, History(), findings)
-    symptom = repairable_symptom(findings) if auto_fix else None  # a pre-flight symptom
-    tried, trained = [], False
+    if resume is not None:
+        out, overrides, tried = _resumed(prep, resume["extra"]["supervisor"])
+    else:
+        overrides = dict(prep.overrides)
+        if "optimizer.lr_find" in plan:  # optimizer.lr=auto: the range test sets the rate
+            result = run_range_test(plan, model, loss_fn, train, run_dir)
+            overrides["optimizer.lr"] = result.suggestion  # a repair re-plans with it
+            plan = plan.with_decision("optimizer.lr", lr_decision(result))
+        findings = before_training(plan, prep.profile, prep.modality.numeric_columns(prep),
+                                   model, *train, loss_fn, lambda ps: make_optimizer(plan, ps),
+                                   preflight=preflight)
+        out, tried = TrainOutcome(plan, model, History(), findings), []
+    symptom = repairable_symptom(out.findings) if auto_fix and resume is None else None
+    trained = resume is not None
+
+    def supervisor() -> dict[str, Any]:  # our part of each checkpoint
+        return {"supervisor": {"plan": out.plan.to_dict(), "overrides": overrides,
+                               "repairs": out.repairs, "tried": tried,
+                               "findings": [f.to_dict() for f in out.findings],
+                               "layer_log": out.layer_log}}
+
     while True:
         if symptom is not None:  # 3. repair, then train on
             fix = choose_fix(symptom, out.plan, tried) if len(out.repairs) < max_repairs else None
@@ -81,13 +95,15 @@ def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress:
                                 run_dir=run_dir,
                                 progress=progress, resume=out.history,
                                 tag={"attempt": len(out.repairs)} if auto_fix else None,
-                                augment=prep.augment, order=prep.order)
-        trained = True
+                                augment=prep.augment, order=prep.order, restore=resume,
+                                checkpoint_extra=supervisor, should_stop=should_stop)
+        resume, trained = None, True
         out.findings += monitor.findings
         out.layer_log += [{**s, "attempt": len(out.repairs)} for s in monitor.layer_log]
         if out.repairs:
             out.repairs[-1]["after"] = _snapshot(out.history)
-        symptom = repairable_symptom(monitor.findings) if auto_fix else None
+        interrupted = out.history.stop_reason.startswith("interrupted")
+        symptom = repairable_symptom(monitor.findings) if auto_fix and not interrupted else None
         if symptom is None:
             break
     out.findings += _after(out, val, baseline, prep)
@@ -95,6 +111,19 @@ def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress:
         atomic_write_json(Path(run_dir) / RUN_FILES["monitor"],
                           {"sample_every": monitor.sample_every, "samples": out.layer_log})
     return out
+
+
+def _resumed(prep: Prepared, saved: dict[str, Any]) -> tuple[TrainOutcome, dict, list]:
+    """The supervisor's state from a checkpoint: the plan in force (with the range test's
+    rate and any repairs), a network of that plan (the loop loads its weights), the
+    repairs and findings so far."""
+    plan = Plan.from_dict(saved["plan"])
+    model = prep.model
+    if saved["repairs"]:  # a repair may have changed the network's shape
+        model = prep.modality.build(plan, prep.preprocessor, prep.pretrained)
+    out = TrainOutcome(plan, model, History(), [Finding.from_dict(f) for f in saved["findings"]],
+                       list(saved["repairs"]), list(saved["layer_log"]))
+    return out, dict(saved["overrides"]), list(saved["tried"])
 
 
 def _stages(plan: Plan) -> list:

@@ -7,6 +7,7 @@ problem. Inner code trusts a plan's values.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -120,6 +121,8 @@ KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "train.grad_clip.kind": KeySpec("choice", choices=GRAD_CLIP),
     "train.grad_clip.max": _num("float", 0, 1e9, low_open=True),
     "train.swa": KeySpec("bool", help="stochastic weight averaging over the last epochs"),
+    "train.checkpoint_minutes": _num("float", 0, 1e6, low_open=True,
+                                     help="minutes between checkpoints inside a long epoch"),
     "train.swa_start": _num("float", 0, 1, low_open=True, high_open=True,
                             help="fraction of train.max_epochs after which averaging starts"),
     "schedule.name": KeySpec("choice", choices=LiveChoices(_schedule_names),
@@ -181,22 +184,42 @@ def parse_set_options(items: list[str] | None) -> dict[str, str]:
 
 
 def validate_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Typed values for ``overrides``, or PlanError listing every problem."""
+    """Typed values for ``overrides``, or PlanError listing every problem (one short line:
+    an unknown key names the closest valid ones, `nnrecipe plan DATA` lists them all)."""
     problems, out = [], {}
     for key, raw in (overrides or {}).items():
         spec = KEYS.get(key)
         if spec is None:
-            problems.append(f"unknown plan key '{key}'")
+            close = _closest_keys(str(key))
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            problems.append(f"unknown plan key '{_clip(key)}'{hint}")
             continue
         try:
             out[key] = _coerce(key, raw, spec)
         except ValueError:
-            problems.append(f"'{key}' must be {spec.describe()}, got {raw!r}")
+            problems.append(f"'{key}' must be {spec.describe()}, got {_clip(repr(raw))}")
     if any(p.startswith("unknown") for p in problems):
-        problems.append("valid keys: " + ", ".join(KEYS))
+        problems.append("`nnrecipe plan DATA` lists the valid keys")
     if problems:
         raise PlanError("; ".join(problems))
     return out
+
+
+def _closest_keys(key: str) -> list[str]:
+    """The valid keys a user most likely meant: one whose last part abbreviates the
+    given one (optimizer.learning_rate → optimizer.lr), else the nearest spellings."""
+    if len(key) > 100:  # a huge string is no typo
+        return []
+    head, _, last = key.rpartition(".")
+    initials = "".join(w[:1] for w in last.split("_"))
+    short = [k for k in KEYS if len(initials) > 1 and k == f"{head}.{initials}"]
+    return short or difflib.get_close_matches(key, KEYS, n=2, cutoff=0.6)
+
+
+def _clip(text: object, most: int = 60) -> str:
+    """A user's string shortened for a one-line message."""
+    text = str(text)
+    return text if len(text) <= most else text[:most - 1] + "…"
 
 
 def _coerce(key: str, raw: Any, spec: KeySpec) -> Any:

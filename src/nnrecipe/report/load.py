@@ -41,6 +41,7 @@ class ReportRun:
     mistakes_png: bytes | None = None  # images, sound, series: the highest-loss samples
     tune: dict[str, Any] | None = None
     environment: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, Any] = field(default_factory=dict)  # status.json (empty: older runs)
 
     @property
     def name(self) -> str:
@@ -53,8 +54,16 @@ def is_cv_dir(path: Path) -> bool:
 
 def load_run_files(path: str | Path) -> ReportRun:
     """Read ``path`` for a report; a RunError (one line) when it is not a finished run or
-    one of its files is damaged."""
-    files = read_run_files(path, require=REQUIRED)
+    one of its files is damaged or unsafe (model.pt included, checked without torch: a
+    report must not vouch for weights that cannot be loaded)."""
+    status = (read_run_files(path).status or {}) if Path(path).is_dir() else {}
+    if status.get("status") in ("running", "failed") or (
+            status.get("status") == "interrupted" and not (Path(path) / RUN_FILES[
+                "evaluation"]).exists()):
+        why = status.get("reason") or "it was stopped before it finished (killed?)"
+        raise RunError(f"{path} did not finish: {status['status']}, {why}; resume it with "
+                       f"`nnrecipe train --resume {path}`")
+    files = read_run_files(path, require=REQUIRED, check_model=True)
     try:
         plan = Plan.from_dict(files.plan)
         profile = DataProfile.from_dict(files.profile)
@@ -66,7 +75,7 @@ def load_run_files(path: str | Path) -> ReportRun:
         path=files.path, plan=plan, profile=profile, evaluation=files.evaluation or {},
         epochs=files.metrics, findings=findings, repairs=files.repairs,
         monitor=files.monitor, lr_find=files.lr_find, tune=files.tune,
-        environment=files.environment or {},
+        environment=files.environment or {}, status=files.status or {},
         lr_find_png=_bytes(files.lr_find_png), mistakes_png=_bytes(files.mistakes_png),
     )
 

@@ -10,6 +10,7 @@ as its first section. Both read only what a run directory holds, so they work on
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from .. import modalities
@@ -17,7 +18,7 @@ from ..modalities import Modality
 from ..runs import RUN_FILES
 
 __all__ = ["render_summary", "summary_facts", "key_choices", "metric_rows", "data_notes",
-           "findings_lines", "fmt", "plan_value"]
+           "findings_lines", "fmt", "plan_value", "md_text", "md_code"]
 
 KEY_CHOICES = ("task", "model.arch", "model.blocks", "transfer.source", "transfer.strategy",
                "model.hidden_layers", "model.width", "model.activation", "model.init",
@@ -110,9 +111,11 @@ def findings_lines(run: Any) -> list[str]:
         out += ["", "## The doctor's findings", ""]
         for f in run.findings:
             advice = f" Advice: {f.advice[0]}" if f.advice else ""
-            out.append(f"- **{f.severity}** {f.title}{_where(f)}: {f.explanation}{advice}")
+            out.append(f"- **{f.severity}** "
+                       + md_text(f"{f.title}{_where(f)}: {f.explanation}{advice}"))
     if run.repairs:
-        out += ["", "## Repairs (--auto-fix)", ""] + [f"- {x}" for x in repair_lines(run)]
+        out += ["", "## Repairs (--auto-fix)", ""] + [f"- {md_text(x)}"
+                                                     for x in repair_lines(run)]
     return out
 
 
@@ -131,6 +134,11 @@ def summary_facts(run: Any) -> dict[str, Any]:
     rows = metric_rows(ev)
     beats = next(better for name, _, _, better in rows if name == ev["main_metric"])
     risks, steps = _risks_and_steps(run, beats)
+    status = getattr(run, "status", None)
+    if isinstance(status, dict) and status.get("status") == "interrupted":
+        risks.insert(0, f"Training was interrupted ({status.get('reason', 'Ctrl-C')}): these "
+                        "are the best weights so far, not the finished run's. Go on with: "
+                        f"{status.get('resume', 'nnrecipe train --resume RUN')}")
     return {
         "title": f"{prof.target} ({run.plan['task']})",
         "target": prof.target,
@@ -315,23 +323,46 @@ def _training_line(training: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------- Markdown
 
+# Markdown-active characters, and the three that open raw HTML, as text (a class named
+# "<b>yes</b>" or a column named "[x](y)" must stay text in summary.md)
+_MD_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\\": "\\\\",
+                          "`": "\\`", "*": "\\*", "_": "\\_", "[": "\\[", "]": "\\]",
+                          "|": "\\|", "~": "\\~", "#": "\\#", "\n": " ", "\r": " "})
+
+
+def md_text(text: Any) -> str:
+    """``text`` (sentences quoting a user's column, class or path names) as Markdown text:
+    no HTML, no emphasis, no link, no table cell break, no new line."""
+    return str(text).translate(_MD_TEXT)
+
+
+def md_code(text: Any) -> str:
+    """``text`` as a Markdown code span (shown as it is), whatever backticks it holds."""
+    text = " ".join(str(text).splitlines())
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def render_summary(run: Any) -> str:
-    """summary.md: the report's summary section as Markdown."""
+    """summary.md: the report's summary section as Markdown. The facts quote the user's
+    names (target, classes, columns, paths): every sentence goes in as text."""
     s = summary_facts(run)
-    lines = [f"# nnrecipe run: {s['title']}", "", f"**{s['headline']}.**", "",
-             f"**What was predicted.** {s['predicted']}", "",
-             f"**How good it is.** {s['result']}", "",
-             f"| metric | network | baseline ({s['baseline_name']}) |", "|---|---|---|"]
+    t = md_text
+    lines = [f"# nnrecipe run: {t(s['title'])}", "", f"**{t(s['headline'])}.**", "",
+             f"**What was predicted.** {t(s['predicted'])}", "",
+             f"**How good it is.** {t(s['result'])}", "",
+             f"| metric | network | baseline ({t(s['baseline_name'])}) |", "|---|---|---|"]
     lines += [f"| {n} | {v:.4g} | {'' if b is None else f'{b:.4g}'} |"
               for n, v, b, _ in s["metrics"]]
-    lines += ["", "## Main risks", ""] + [f"- {x}" for x in s["risks"]]
-    lines += ["", "## What to do next", ""] + [f"- {x}" for x in s["next_steps"]]
+    lines += ["", "## Main risks", ""] + [f"- {t(x)}" for x in s["risks"]]
+    lines += ["", "## What to do next", ""] + [f"- {t(x)}" for x in s["next_steps"]]
     if s["repairs"]:
-        lines += ["", "## Repairs (--auto-fix)", ""] + [f"- {x}" for x in s["repairs"]]
+        lines += ["", "## Repairs (--auto-fix)", ""] + [f"- {t(x)}" for x in s["repairs"]]
     if s["notes"]:
-        lines += ["", "## What the data showed", ""] + [f"- {x}" for x in s["notes"]]
-    lines += ["", "## The model", "", s["model"], s["training"]]
-    lines += ["", "## Files", "", f"Run directory: `{s['run_dir']}`", "",
+        lines += ["", "## What the data showed", ""] + [f"- {t(x)}" for x in s["notes"]]
+    lines += ["", "## The model", "", t(s["model"]), t(s["training"])]
+    lines += ["", "## Files", "", f"Run directory: {md_code(s['run_dir'])}", "",
               " · ".join(_listed_files(bool(s["repairs"]))), ""]
     return "\n".join(lines)
 

@@ -17,6 +17,12 @@ class EarlyStopping(Watcher):
         self.patience, self.monitor, self.min_delta = patience, monitor, min_delta
         self.best, self.best_epoch, self.wait = math.inf, 0, 0
 
+    def state_dict(self) -> dict[str, float | int]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+
     def on_epoch_end(self, state: TrainState) -> None:
         value = state.logs.get(self.monitor)
         if value is None or not math.isfinite(value):

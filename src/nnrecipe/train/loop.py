@@ -75,7 +75,10 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
         run_dir: Path | None = None, progress: bool = True, resume: History | None = None,
         tag: dict[str, Any] | None = None,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        order: Callable[[torch.Generator, int], torch.Tensor] | None = None) -> History:
+        order: Callable[[torch.Generator, int], torch.Tensor] | None = None,
+        restore: dict[str, Any] | None = None,
+        checkpoint_extra: Callable[[], dict[str, Any]] | None = None,
+        should_stop: Callable[[], bool] | None = None) -> History:
     """Train ``model`` in place by ``plan``; return the history. ``train``/``val`` are
     (x, y) tensors already shaped for ``loss_fn``.
 
@@ -86,13 +89,22 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
     ``order(generator, batch_size)``: each epoch's order of the training rows (by default
     a random permutation; text: batches by length, data/text.length_order).
 
+    ``restore``: a checkpoint (checkpoints/last.pt of an interrupted run, loaded): training
+    continues where it stopped, at the end of an epoch or mid-epoch, with every random
+    stream as it was, so the result is the run that was never interrupted.
+    ``checkpoint_extra()``: more to store in each checkpoint (the caller's own state).
+    ``should_stop()``: checked after every step (Ctrl-C): when true, a checkpoint is written
+    where the run stands and training stops, as if a watcher had asked.
+
     Dropout and other random layers draw from torch's global RNG, seeded with
     ``plan["seed"]`` for the run; the caller's global RNG state (CPU, and the CUDA devices
     the model is on) is the same after the call as before it."""
     with _run_rng(model, plan["seed"]):
         return _fit(model, plan, train, val, loss_fn=loss_fn, val_metrics=val_metrics,
                     main_metric=main_metric, watchers=watchers, run_dir=run_dir,
-                    progress=progress, resume=resume, tag=tag, augment=augment, order=order)
+                    progress=progress, resume=resume, tag=tag, augment=augment, order=order,
+                    restore=restore, checkpoint_extra=checkpoint_extra,
+                    should_stop=should_stop)
 
 
 @contextmanager
@@ -114,7 +126,9 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
          main_metric: str | None, watchers: Sequence[Watcher], run_dir: Path | None,
          progress: bool, resume: History | None, tag: dict[str, Any] | None,
          augment: Callable[[torch.Tensor], torch.Tensor] | None,
-         order: Callable[[torch.Generator, int], torch.Tensor] | None) -> History:
+         order: Callable[[torch.Generator, int], torch.Tensor] | None,
+         restore: dict[str, Any] | None, checkpoint_extra: Callable[[], dict[str, Any]] | None,
+         should_stop: Callable[[], bool] | None) -> History:
     """:func:`fit`'s work, run inside the seeded RNG."""
     gen = torch.Generator().manual_seed(plan["seed"])  # shuffling
     optimizer = make_optimizer(plan, parameter_groups(model, plan))  # transfer: per-group lr
@@ -143,26 +157,64 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
     history, best_state = resume or History(), None
     swa_epochs: list[int] = []
     history.best_epoch = history.best_val_loss = None
-    lines = [json.dumps(json_safe(e)) for e in history.epochs]
-    first_epoch = len(history.epochs) + 1
+    first_epoch = len(history.epochs) + 1  # of this call (after a repair: of this attempt)
+    resumed = None  # where a restored checkpoint stopped mid-epoch: that epoch, its batch
+    if restore is not None:
+        first_epoch = restore["first_epoch"]
     # the schedule spans the epochs this call may run (after a repair: the ones left)
     schedule = make_schedule(schedule_spec, optimizer, epochs=max(1, max_epochs - first_epoch + 1),
                              steps_per_epoch=steps_per_epoch)
-    t_start = time.perf_counter()
+    if restore is not None:
+        best_state, swa_model, resumed = _restore(restore, model, optimizer, schedule, gen,
+                                                  augment, watchers, history, state)
+        swa_epochs = list(restore["swa"]["epochs"]) if restore["swa"] else []
+    lines = [json.dumps(json_safe(e)) for e in history.epochs]
+    every = 60.0 * plan["train.checkpoint_minutes"]  # seconds between mid-epoch checkpoints
+    t_start = t_saved = time.perf_counter()
     for w in watchers:
         w.on_train_begin(state)
 
+    def checkpoint(epoch_done: int, in_epoch: dict[str, Any] | None) -> None:
+        """checkpoints/last.pt: everything a resumed run needs to go on exactly as this one."""
+        save_checkpoint(Path(run_dir) / RUN_FILES["checkpoint_last"], {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict() if schedule else None,
+            "epoch": epoch_done, "step": state.step, "first_epoch": first_epoch,
+            "in_epoch": in_epoch, "best_model": best_state,
+            "swa": {"model": swa_model.state_dict(), "epochs": swa_epochs} if swa_model
+            else None,
+            "rng": {"torch": torch.get_rng_state(), "shuffle": gen.get_state(),
+                    "augment": augment.get_rng_state() if hasattr(augment, "get_rng_state")
+                    else None},
+            "history": {"epochs": history.epochs, "best_epoch": history.best_epoch,
+                        "best_val_loss": history.best_val_loss,
+                        "seconds": history.seconds + time.perf_counter() - t_start},
+            "watchers": [w.state_dict() for w in watchers],
+            "extra": checkpoint_extra() if checkpoint_extra else {}})
+
     with TrainProgress(max_epochs, steps_per_epoch, main_metric, enabled=progress) as bar:
-        for epoch in range(first_epoch, max_epochs + 1):
+        start = resumed["epoch"] if resumed else len(history.epochs) + 1
+        for epoch in range(start, max_epochs + 1):
             t0 = time.perf_counter()
             state.epoch = epoch
             lr_used = optimizer.param_groups[0]["lr"]  # for one_cycle: at the epoch's first step
             model.train()
             # 1. one gather per epoch; batches below are contiguous views
+            gen_before = gen.get_state()  # a mid-epoch checkpoint redraws this epoch's order
+            if resumed and resumed["epoch"] == epoch:
+                gen.set_state(resumed["gen_before"])
+                gen_before, lr_used = resumed["gen_before"], resumed["lr"]
             perm = order(gen, bs) if order is not None else torch.randperm(n, generator=gen)
             xs, ys = x[perm], y[perm]                       # (N, F), (N,) or (N, k)
             total = torch.zeros(())
+            skip = 0
+            if resumed and resumed["epoch"] == epoch:
+                total, skip = torch.tensor(resumed["total"]), resumed["batches"]
+                _set_rng(resumed["rng"], augment)  # the draws as they stood at that step
+                resumed = None
             for k, i in enumerate(range(0, n_used, bs), start=1):
+                if k <= skip:
+                    continue
                 xb, yb = xs[i:i + bs], ys[i:i + bs]          # (B, F), (B, ...)
                 if augment is not None:
                     xb = augment(xb)
@@ -189,6 +241,19 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                     if state.stop_reason:
                         break
                 bar.step(k)
+                stop_now = should_stop is not None and should_stop()
+                if run_dir is not None and (stop_now or (
+                        k < steps_per_epoch and time.perf_counter() - t_saved >= every)):
+                    checkpoint(epoch - 1, {"epoch": epoch, "batches": k, "total": total.item(),
+                                           "gen_before": gen_before, "lr": lr_used,
+                                           "rng": _get_rng(augment)})
+                    t_saved = time.perf_counter()
+                if stop_now:
+                    state.request_stop(f"interrupted (Ctrl-C) at epoch {epoch}, step "
+                                       f"{state.step}")
+                    break
+            if state.stop_reason and state.stop_reason.startswith("interrupted"):
+                break  # mid-epoch: the epoch is not logged; the checkpoint holds it
             logs: dict[str, Any] = {"epoch": epoch, "train_loss": total.item() / n_used,
                                     **(tag or {})}
             # 3. validation
@@ -213,16 +278,6 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                 swa_model = swa_model or AveragedModel(model)
                 swa_model.update_parameters(model)
                 swa_epochs.append(epoch)
-            if run_dir is not None:
-                lines.append(json.dumps(json_safe(logs)))  # NaN → null
-                atomic_write_text(Path(run_dir) / RUN_FILES["metrics"], "\n".join(lines) + "\n")
-                ckpt = dict(model=model, optimizer=optimizer, epoch=epoch, step=state.step,
-                            best_val_loss=history.best_val_loss or math.inf, generator=gen,
-                            extra={"schedule": schedule.state_dict()} if schedule else None)
-                save_checkpoint(Path(run_dir) / RUN_FILES["checkpoint_last"], **ckpt)
-                if improved:
-                    save_checkpoint(Path(run_dir) / RUN_FILES["checkpoint_best"], **ckpt)
-            bar.epoch(logs)
             # 5. watchers and stopping
             if not math.isfinite(logs["train_loss"]):
                 state.request_stop(f"the training loss became {logs['train_loss']} at epoch "
@@ -230,6 +285,16 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
             state.history = history.epochs  # includes this epoch
             for w in watchers:
                 w.on_epoch_end(state)
+            if run_dir is not None:  # after the watchers: the checkpoint holds what they saw
+                lines.append(json.dumps(json_safe(logs)))  # NaN → null
+                atomic_write_text(Path(run_dir) / RUN_FILES["metrics"], "\n".join(lines) + "\n")
+                checkpoint(epoch, None)
+                t_saved = time.perf_counter()
+                if improved:
+                    save_checkpoint(Path(run_dir) / RUN_FILES["checkpoint_best"],
+                                    {"model": model.state_dict(), "epoch": epoch,
+                                     "val_loss": logs["val_loss"]})
+            bar.epoch(logs)
             if state.stop_reason:
                 break
         bar.finish(len(history.epochs))
@@ -251,6 +316,44 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
         w.on_train_end(state)
     history.seconds += time.perf_counter() - t_start
     return history
+
+
+def _get_rng(augment: Any) -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(),
+            "augment": augment.get_rng_state() if hasattr(augment, "get_rng_state") else None}
+
+
+def _set_rng(rng: dict[str, Any], augment: Any) -> None:
+    torch.set_rng_state(rng["torch"])
+    if rng.get("augment") is not None:
+        augment.set_rng_state(rng["augment"])
+
+
+def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+             schedule: Any, gen: torch.Generator, augment: Any, watchers: list[Watcher],
+             history: History, state: TrainState) -> tuple[Any, Any, dict | None]:
+    """Put a checkpoint's state back: weights, optimizer, schedule, every random stream,
+    the history and the watchers. Returns (the best weights so far, the SWA average,
+    where the checkpoint stopped mid-epoch or None)."""
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if schedule is not None and ckpt["schedule"] is not None:
+        schedule.load_state_dict(ckpt["schedule"])
+    gen.set_state(ckpt["rng"]["shuffle"])
+    _set_rng(ckpt["rng"], augment)
+    h = ckpt["history"]
+    history.epochs = list(h["epochs"])
+    history.best_epoch, history.best_val_loss = h["best_epoch"], h["best_val_loss"]
+    history.seconds = h["seconds"]
+    state.step = ckpt["step"]
+    state.history = history.epochs
+    for w, saved in zip(watchers, ckpt["watchers"], strict=True):
+        w.load_state_dict(saved)
+    swa_model = None
+    if ckpt["swa"] is not None:
+        swa_model = AveragedModel(model)
+        swa_model.load_state_dict(ckpt["swa"]["model"])
+    return ckpt["best_model"], swa_model, ckpt["in_epoch"]
 
 
 def _loss_and_grad(model, loss_fn, xb, yb, optimizer, l1, l1_params, clip, params

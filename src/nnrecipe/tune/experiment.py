@@ -9,7 +9,8 @@ size, a confidence interval (Student's t, scipy) and a verdict:
 - expect same: *supported* when the interval lies within ± the equivalence margin,
   *refuted* when it excludes zero, else *inconclusive*.
 
-Every experiment is appended to ``experiments.jsonl`` in the run root.
+Every experiment is appended to the journal, ``runs/experiments.jsonl`` in the current
+directory unless the user names another file (``--journal FILE``).
 """
 
 from __future__ import annotations
@@ -26,13 +27,17 @@ from ..errors import NnrecipeError
 from ..runs import RUN_FILES, atomic_write_text, json_safe
 
 __all__ = ["EXPECTATIONS", "HIGHER_IS_BETTER", "paired_verdict", "append_journal",
-           "read_journal", "JOURNAL"]
+           "read_journal", "journal_path", "JOURNAL", "DEFAULT_JOURNAL"]
 
 EXPECTATIONS = ("better", "worse", "same")
 HIGHER_IS_BETTER = {"accuracy": True, "balanced_accuracy": True, "f1_macro": True,
                     "precision_macro": True, "recall_macro": True, "roc_auc": True, "r2": True,
                     "log_loss": False, "rmse": False, "mae": False}
-JOURNAL = RUN_FILES["experiments_journal"]  # experiments.jsonl, in the run root
+JOURNAL = RUN_FILES["experiments_journal"]  # experiments.jsonl
+DEFAULT_JOURNAL = Path("runs") / JOURNAL  # relative: in the current directory's runs/
+# what every journal line holds (the CLI's table reads these)
+_ENTRY = {"time": str, "hypothesis": str, "changes": dict, "expect": str, "metric": str,
+          "mean_improvement": (int, float, type(None)), "ci": list, "verdict": str}
 
 
 def paired_verdict(baseline: list[float], changed: list[float], *, expect: str,
@@ -65,17 +70,62 @@ def paired_verdict(baseline: list[float], changed: list[float], *, expect: str,
             "equivalence_margin": margin if expect == "same" else None, "verdict": verdict}
 
 
-def append_journal(root: Path, entry: dict[str, Any]) -> Path:
-    """Add one line to the journal (rewritten atomically: never half a line)."""
-    path = Path(root) / JOURNAL
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
+def journal_path(path: str | Path | None) -> Path:
+    """The journal file: ``path``, or ``path/experiments.jsonl`` when ``path`` is a
+    directory (a run root); :data:`DEFAULT_JOURNAL` when None."""
+    path = DEFAULT_JOURNAL if path is None else Path(path)
+    return path / JOURNAL if path.is_dir() else path
+
+
+def append_journal(path: str | Path, entry: dict[str, Any]) -> Path:
+    """Add one line to the journal ``path`` (a file, or a directory holding
+    experiments.jsonl), rewritten atomically: never half a line. Returns the file."""
+    path = journal_path(path)
+    old = _read_text(path) if path.exists() else ""
+    if old and not old.endswith("\n"):
+        old += "\n"
     atomic_write_text(path, old + json.dumps(json_safe(entry)) + "\n")
     return path
 
 
-def read_journal(root: Path) -> list[dict[str, Any]]:
-    path = Path(root) / JOURNAL
+def read_journal(path: str | Path) -> list[dict[str, Any]]:
+    """Every experiment in the journal ``path`` (a file, or a directory holding
+    experiments.jsonl); NnrecipeError, one line, when it is missing or a line is not an
+    experiment."""
+    path = journal_path(path)
     if not path.exists():
         raise NnrecipeError(f"no experiments journal at {path}; run `nnrecipe experiment` "
-                            "first (or give --root)")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+                            "first (or give --journal FILE)")
+    entries = []
+    for n, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        bad = "not JSON" if entry is None else _entry_problem(entry)
+        if bad:
+            raise NnrecipeError(f"{path} line {n} is not an experiment ({bad}); it is not an "
+                                "nnrecipe journal: give another --journal, or fix that line")
+        entries.append(entry)
+    return entries
+
+
+def _entry_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return f"a {type(entry).__name__}, not an object"
+    for key, kind in _ENTRY.items():
+        if not isinstance(entry.get(key), kind) or isinstance(entry.get(key), bool):
+            return f"'{key}' missing or not {getattr(kind, '__name__', 'a number')}"
+    if len(entry["ci"]) != 2 or not all(isinstance(x, int | float | None) for x in entry["ci"]):
+        return "'ci' is not two numbers"
+    return None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise NnrecipeError(f"{path} cannot be read as an experiments journal "
+                            f"({type(e).__name__}); give another --journal") from None

@@ -23,7 +23,12 @@ run ``study.optimize`` on the shared storage.
 
 from __future__ import annotations
 
+import datetime
+import json
 import math
+import os
+import socket
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +41,10 @@ from ..runs import RUN_FILES
 from ..train import optimizers
 from ..train.callbacks import TrainState, Watcher
 
-__all__ = ["Dim", "PruneOnValLoss", "conv_dims", "default_space", "finished", "merge_space",
-           "mlp_dims", "open_study", "parse_space", "range_dim", "rnn_dims", "storage_for",
-           "study_summary", "tuned_optimizers", "JOURNAL_FILE"]
+__all__ = ["Dim", "PruneOnValLoss", "check_storage", "conv_dims", "default_space",
+           "fail_stale_trials", "finished", "merge_space", "mlp_dims", "open_study",
+           "parse_space", "range_dim", "rnn_dims", "storage_for", "study_summary",
+           "tuned_optimizers", "worker_record", "JOURNAL_FILE", "WORKER_ATTR"]
 
 JOURNAL_FILE = RUN_FILES["study"]
 # keys searched on a log scale when their range allows it (multiplicative effects); the L2
@@ -227,25 +233,191 @@ class PruneOnValLoss(Watcher):
             raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
 
+HEARTBEAT_SECONDS = 60  # a database storage's trials say they are alive this often
+HEARTBEAT_GRACE = 180  # ... and one silent this long is failed (a killed worker)
+STALE_WITHOUT_RECORD_SECONDS = 120  # a RUNNING trial that never recorded its worker
+WORKER_ATTR = "worker"  # user attribute: "host pid start-time" of the process running a trial
+_URL_EXAMPLES = "a journal file path, or a database URL such as sqlite:///study.db"
+
+
+def _shown_url(url: str) -> str:
+    """The URL without its password, for messages and tune.json."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: show the scheme only
+        return url.split("://", 1)[0] + "://..."
+
+
+def check_storage(storage: str | None) -> None:
+    """Refuse a ``--storage`` that Optuna cannot use, before anything is created: a path
+    that is a folder, lies in a missing folder or holds something other than an Optuna
+    journal; a URL whose database kind or driver is unknown, or that cannot be reached."""
+    if not storage:
+        return
+    if "://" in storage:
+        _check_url(storage)
+        return
+    path = Path(storage)
+    if path.is_dir():
+        raise PlanError(f"--storage {storage} is a folder; give {_URL_EXAMPLES}")
+    if not path.parent.is_dir():
+        raise PlanError(f"--storage {storage}: folder {path.parent} does not exist; create it "
+                        "or give another path")
+    if path.exists() and path.stat().st_size:
+        try:
+            with path.open("rb") as f:
+                first = json.loads(f.readline())
+            ok = isinstance(first, dict) and "op_code" in first
+        except (ValueError, OSError):
+            ok = False
+        if not ok:
+            raise PlanError(f"--storage {storage} exists but is not an Optuna journal file; "
+                            "give a new path (it is created) or the journal of an earlier "
+                            "tune to resume it")
+
+
+def _check_url(url: str) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    shown = _shown_url(url)
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()  # the database kind and its driver
+    except ImportError as e:
+        raise PlanError(f"--storage {shown}: the database driver is not installed ({e}); "
+                        f"install it, or give {_URL_EXAMPLES}") from None
+    except Exception as e:
+        raise PlanError(f"--storage {shown} is not a database URL Optuna can use "
+                        f"({_first_line(e)}); give {_URL_EXAMPLES}") from None
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:" and not Path(db).parent.is_dir():
+            raise PlanError(f"--storage {shown}: folder {Path(db).parent} does not exist")
+        return  # connecting would create the file: leave that to the run
+    try:
+        engine = create_engine(parsed, connect_args=_connect_timeout(parsed))
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except Exception as e:
+        raise PlanError(f"--storage {shown}: cannot connect ({_first_line(e)}); check the URL "
+                        "and that the database is running") from None
+
+
+def _connect_timeout(url: Any) -> dict[str, Any]:
+    name = url.get_backend_name()
+    return {"connect_timeout": 10} if name in ("postgresql", "mysql", "mariadb") else {}
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:200]
+
+
 def storage_for(storage: str | None, run_dir: Path) -> tuple[Any, str]:
-    """(an Optuna storage, how to name it): a URL as given, a file path or the default as a
-    journal file (file locks: safe for several local processes)."""
+    """(an Optuna storage, how to name it, without a password): a database URL with
+    heartbeats (a killed worker's trial is failed after ``HEARTBEAT_GRACE`` seconds), a file
+    path or the default as a journal file (file locks: safe for several local processes).
+    Check a user's ``storage`` with :func:`check_storage` first."""
     if storage and "://" in storage:
-        return storage, storage
+        try:
+            rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
+                                             grace_period=HEARTBEAT_GRACE)
+        except Exception as e:
+            raise PlanError(f"--storage {_shown_url(storage)}: Optuna cannot use it "
+                            f"({_first_line(e)})") from None
+        return rdb, _shown_url(storage)
     path = Path(storage) if storage else Path(run_dir) / JOURNAL_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     backend = optuna.storages.journal.JournalFileBackend(str(path))
     return optuna.storages.JournalStorage(backend), str(path)
 
 
+def worker_record() -> str:
+    """"host pid start-time" of this process, kept on each trial it runs (``WORKER_ATTR``),
+    so a later resume can tell whether that process is gone."""
+    return f"{socket.gethostname()} {os.getpid()} {_start_time(os.getpid())}"
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux /proc), '' elsewhere: with
+    the pid it names one process, even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22; the name may hold spaces
+
+
+def _worker_gone(record: str) -> bool:
+    host, _, rest = record.partition(" ")
+    pid_text, _, start = rest.partition(" ")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another machine's worker: not ours to judge
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state == "Z" or (bool(start) and _start_time(pid) != start)
+
+
+def fail_stale_trials(study: optuna.Study) -> list[int]:
+    """Mark the trials of killed workers FAIL, so a resumed study does not keep them RUNNING
+    forever; returns their numbers.
+
+    A database storage has Optuna's heartbeat: ``optuna.storages.fail_stale_trials`` fails
+    the trials whose heartbeat stopped. Optuna's JournalStorage has no heartbeat (Optuna
+    5.0), so a journal's RUNNING trials are judged by the worker record each trial keeps
+    (``worker_record``): failed only when that worker ran on this machine and its process is
+    gone (no such pid, a zombie, or the pid reused by a later process) — a live worker's
+    trial is never touched, and another machine's is left alone. A trial killed before it
+    recorded its worker is failed once it is ``STALE_WITHOUT_RECORD_SECONDS`` old (a live
+    worker records it at once). This runs when a study is opened, i.e. on resume only.
+    The same check runs on a database's RUNNING trials whose heartbeat has not expired yet.
+    Failing goes through ``study.tell``, Optuna's public way to finish a trial another
+    process started; ``skip_if_finished`` makes a race with the trial's own end harmless."""
+    with warnings.catch_warnings():  # "experimental" in some Optuna versions
+        warnings.simplefilter("ignore")
+        optuna.storages.fail_stale_trials(study)  # heartbeats (databases); else a no-op
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    now = datetime.datetime.now()
+    stale = []
+    for t in running:
+        record = t.user_attrs.get(WORKER_ATTR)
+        if record is None:
+            age = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
+            gone = age > STALE_WITHOUT_RECORD_SECONDS
+        else:
+            gone = _worker_gone(str(record))
+        if gone:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            stale.append(t.number)
+    return stale
+
+
 def open_study(storage: Any, name: str, seed: int) -> optuna.Study:
-    """Create the study, or load it when it exists (resume)."""
+    """Create the study, or load it when it exists (resume: the trials of killed workers
+    are marked failed, :func:`fail_stale_trials`)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # we print our own progress
-    return optuna.create_study(
+    study = optuna.create_study(
         storage=storage, study_name=name, direction="minimize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS,
                                            n_warmup_steps=PRUNER_WARMUP_EPOCHS))
+    fail_stale_trials(study)
+    return study
 
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
