@@ -13,6 +13,7 @@ of data is one new module with a subclass, plus one line in ``modalities/__init_
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -80,7 +81,7 @@ class Prepared:
         return replace(self, **changes)
 
 
-class Modality:
+class Modality(ABC):
     """One kind of data. Subclasses set ``name`` and implement the methods below; the
     defaults here are shared by every modality."""
 
@@ -97,23 +98,27 @@ class Modality:
         """True when ``source`` is this kind of data (``--modality auto``)."""
         return False
 
+    @abstractmethod
     def prepare(self, source: Source, target: str | None, *, task: str,
                 given: dict[str, Any], test: Source | None, valid: Source | None,
                 pretrained: Any) -> Prepared:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def replan(self, prep: Prepared, given: dict[str, Any]) -> Prepared:
         """``prep`` with another plan: same data, profile and splits."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def refold(self, prep: Prepared, held: np.ndarray) -> Prepared:
         """``prep`` re-split with the samples at positions ``held`` as the test split
         (one fold of cross-validation)."""
-        raise NotImplementedError
+        ...
 
     def fold_labels(self, prep: Prepared) -> np.ndarray | None:
-        """What cross-validation stratifies by: one label per sample (None: regression)."""
-        raise NotImplementedError
+        """What cross-validation stratifies by: one label per sample (None: no classes to
+        stratify by, the folds are shuffled)."""
+        return None
 
     def folds(self, prep: Prepared, k: int, seed: int) -> list[np.ndarray]:
         """Positions of each fold's held-out samples."""
@@ -122,13 +127,15 @@ class Modality:
         return fold_positions(n, labels, k, seed)
 
     # ---- plan and network -----------------------------------------------------------------
+    @abstractmethod
     def plan_rules(self, table_rules: tuple, pretrained: dict | None
                    ) -> list[tuple[str, Rule, bool]]:
         """The rules of this modality's plan, in order (plan/rules.make_plan runs them)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def build(self, plan: Plan, encoder: Any, pretrained: Any = None) -> torch.nn.Module:
-        raise NotImplementedError
+        ...
 
     def search_space(self, plan: Plan) -> list[Dim]:
         """The network's size dimensions ``nnrecipe tune`` searches (the learning rate,
@@ -136,13 +143,15 @@ class Modality:
         return []
 
     # ---- training, scoring, the doctor ----------------------------------------------------
+    @abstractmethod
     def inputs(self, prep: Prepared) -> Inputs:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def score(self, prep: Prepared, model: torch.nn.Module, plan: Plan,
               run_dir: Path | None) -> dict[str, Any]:
         """evaluation.json: test metrics beside the dumb baseline's."""
-        raise NotImplementedError
+        ...
 
     def numeric_columns(self, prep: Prepared) -> list[str] | None:
         """Names of the numeric input columns the data checks look at (tables); None when
@@ -154,14 +163,17 @@ class Modality:
         return list(getattr(prep.splits, "val_ids", []))
 
     # ---- a finished run -------------------------------------------------------------------
+    @abstractmethod
     def encoder_from_dict(self, state: dict[str, Any]) -> Any:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def predict(self, run: Any, source: Source) -> pd.DataFrame:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def evaluate(self, run: Any, source: Source) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     # ---- words ----------------------------------------------------------------------------
     def describe_inputs(self, profile: Any) -> str:

@@ -10,6 +10,7 @@ labelled sequences); the time series modality (a forecaster) builds on
 from __future__ import annotations
 
 import io
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -72,7 +73,7 @@ class SampleSplits:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
 
-class SampleEncoder:
+class SampleEncoder(ABC):
     """Fitted on the training split, saved as JSON (``state``): ``encode(data, positions)
     -> (x, y)`` with x shaped for the network."""
 
@@ -92,11 +93,13 @@ class SampleEncoder:
         return None
 
     @property
+    @abstractmethod
     def input_shape(self) -> list[int]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def encode(self, data: Samples, pos: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-        raise NotImplementedError
+        ...
 
     def inverse_target(self, values: np.ndarray) -> np.ndarray:
         """Scaled targets back to the data's units (identity for classes)."""
@@ -129,21 +132,25 @@ class SampleModality(Modality):
     replaces: ClassVar[dict[str, Any]] = {}
 
     # hooks ---------------------------------------------------------------------------------
+    @abstractmethod
     def load(self, source: Source, target: str | None, task: str, *,
              like: Samples | None = None, min_classes: int = 2) -> Samples:
         """Read ``source``; ``like``: the training samples a test set must match;
         ``min_classes``: 1 for a test set, which may hold some of the classes only."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def load_for_run(self, source: Source, state: dict[str, Any], labelled: bool) -> Samples:
         """New samples for a finished run whose encoder state is ``state``."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def split(self, data: Samples, plan: Plan, held: np.ndarray | None) -> SampleSplits:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def fit_encoder(self, data: Samples, train: np.ndarray, plan: Plan) -> SampleEncoder:
-        raise NotImplementedError
+        ...
 
     def profile_inputs(self, data: Samples) -> dict[str, Any]:
         return dict(data.info)
@@ -289,8 +296,9 @@ class ClassModality(SampleModality):
         enc.state["counts"] = np.bincount(data.y[train], minlength=len(data.classes)).tolist()
         return enc
 
+    @abstractmethod
     def fit_features(self, data: Samples, train: np.ndarray, plan: Plan) -> SampleEncoder:
-        raise NotImplementedError
+        ...
 
     def fold_labels(self, prep: Prepared) -> np.ndarray | None:
         return prep.data.y
@@ -304,9 +312,10 @@ class ClassModality(SampleModality):
             data.y = _run_codes(data, state["classes"], str(source))
         return data
 
+    @abstractmethod
     def read_for_run(self, source: Source, state: dict[str, Any], labelled: bool) -> Samples:
         """New samples as read, their labels coded by their own classes."""
-        raise NotImplementedError
+        ...
 
     def attach_test(self, data: Samples, test: Samples, where: str) -> Samples:
         """``data`` with a separate test set appended; the split then holds it out as the

@@ -271,7 +271,10 @@ def load_run(path: str | Path) -> Run:
         why = status.get("reason") or "it was stopped before it finished (killed?)"
         raise RunError(f"{path} did not finish: {status['status']}, {why}; resume it with "
                        f"`{resume_hint(Path(path))}`")
-    files = runs.read_run_files(path, require=("plan", "preprocess", "profile", "model"))
+    lacking = [RUN_FILES[k] for k in ("plan", "preprocess", "profile", "model")
+               if getattr(files, k) is None]
+    if lacking:  # read once: the status first, then what a finished run must hold
+        raise RunError(f"{path} is not a finished nnrecipe run: {', '.join(lacking)} missing")
     plan_ = Plan.from_dict(files.plan)
     profile = DataProfile.from_dict(files.profile)
     kind = modalities.get(profile.modality)
