@@ -26,6 +26,7 @@ from .plan import Plan
 from .report import rebuild as rebuild_report
 from .report.compare import write_compare
 from .runs import RUN_FILES
+from .timing import recording
 from .train import make_loss
 from .train.lr_find import LRFindResult
 from .train.tensorboard import TensorBoardWatcher, require_tensorboard
@@ -63,18 +64,19 @@ def fit(data: Source, target: str | None = None, *, task: str = "auto",
     leaves nothing behind."""
     if tensorboard:
         require_tensorboard()  # a missing package stops here, before any work
-    prep = prepare(data, target, task=task, overrides=overrides, test=test, valid=valid,
-                   modality=modality, pretrained=pretrained)
-    call = {"data": _path(data), "target": target, "task": task, "modality": modality,
-            "overrides": prep.overrides, "test": _path(test), "valid": _path(valid),
-            "pretrained": _path(pretrained), "auto_fix": auto_fix,
-            "max_repairs": max_repairs, "preflight": preflight}
-    with new_run_dir(out, prep.name) as run_dir:
-        if tensorboard:
-            watchers = [*(watchers or []),
-                        TensorBoardWatcher(run_dir / RUN_FILES["tensorboard"])]
-        return train_and_save(prep, run_dir, progress, watchers or [], auto_fix=auto_fix,
-                              max_repairs=max_repairs, preflight=preflight, call=call)
+    with recording():  # the stage timings (environment.json)
+        prep = prepare(data, target, task=task, overrides=overrides, test=test, valid=valid,
+                       modality=modality, pretrained=pretrained)
+        call = {"data": _path(data), "target": target, "task": task, "modality": modality,
+                "overrides": prep.overrides, "test": _path(test), "valid": _path(valid),
+                "pretrained": _path(pretrained), "auto_fix": auto_fix,
+                "max_repairs": max_repairs, "preflight": preflight}
+        with new_run_dir(out, prep.name) as run_dir:
+            if tensorboard:
+                watchers = [*(watchers or []),
+                            TensorBoardWatcher(run_dir / RUN_FILES["tensorboard"])]
+            return train_and_save(prep, run_dir, progress, watchers or [], auto_fix=auto_fix,
+                                  max_repairs=max_repairs, preflight=preflight, call=call)
 
 
 def resume(run_dir: str | Path, data: Source | None = None, *, progress: bool = False,
@@ -84,7 +86,8 @@ def resume(run_dir: str | Path, data: Source | None = None, *, progress: bool = 
     doctor's and early stopping's state and the history are restored, so on the same
     machine the result equals the uninterrupted run's. ``data``: the same training data,
     needed only when the run was made from a DataFrame."""
-    return resume_run(run_dir, data, progress=progress, watchers=watchers)
+    with recording():
+        return resume_run(run_dir, data, progress=progress, watchers=watchers)
 
 
 def _path(source: Any) -> str | None:

@@ -12,13 +12,38 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import api
+from . import timing
 from .errors import NnrecipeError, RunError
-from .plan import KEYS, parse_set_options
-from .report.summary import key_choices, metric_rows
-from .report.tables import findings_table
-from .runs import atomic_write_json, atomic_write_text
-from .tune.experiment import JOURNAL, journal_path, read_journal
+from .lazy import lazy
+from .runs import atomic_write_json, atomic_write_text, read_run_files
+
+
+def _threads(_: Any) -> None:
+    """One intra-op thread by default (NNRECIPE_THREADS to change it): the tabular networks
+    nnrecipe trains are small, so extra threads only spin; on a busy 2-core machine a
+    second thread made a breast-cancer run 10x slower (measured: 45.9 s against 4.5 s)."""
+    torch.set_num_threads(_thread_count())
+
+
+def _thread_count() -> int:
+    value = os.environ.get("NNRECIPE_THREADS", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise NnrecipeError(f"NNRECIPE_THREADS must be a positive integer, got {value!r}")
+    return int(value)
+
+
+# What the commands need, each module imported the first time a command uses it: `--help`,
+# a typo or a bad option never load torch, scikit-learn or matplotlib, and `predict` and
+# `evaluate` load a finished run without the trainer, the doctor or the report. The first
+# module that brings torch sets its thread count (_threads).
+torch = lazy("torch")
+api = lazy("nnrecipe.api", then=_threads)  # train, doctor, plan, cv, experiment, lr-find, …
+saved = lazy("nnrecipe.pipeline.saved", then=_threads)  # predict, evaluate
+plans = lazy("nnrecipe.plan")  # --set values, keys
+summaries = lazy("nnrecipe.report.summary")  # the key choices and metric rows printed
+tables = lazy("nnrecipe.report.tables")  # the doctor's findings as a table
+journals = lazy("nnrecipe.tune.experiment")  # the experiments journal
+datasets = lazy("sklearn.datasets")  # demo: the bundled breast-cancer table
 
 INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C (128 + SIGINT)
 
@@ -31,8 +56,8 @@ out_console = Console()
 
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", metavar="KEY=VALUE",
-    help="Override a plan decision (repeatable), e.g. --set optimizer.lr=0.01. "
-         "Keys: " + ", ".join(KEYS))]
+    help="Override a plan decision (repeatable), e.g. --set optimizer.lr=0.01 or "
+         "--set model.width=128. `nnrecipe keys` lists every key with its values.")]
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed (same seed, same numbers).")]
 TaskOpt = Annotated[str, typer.Option(help="auto | binary | multiclass | regression.")]
 TargetOpt = Annotated[str, typer.Option("--target", "-t", help="Column to predict.")]
@@ -61,6 +86,9 @@ OutDirOpt = Annotated[Path | None, typer.Option(
 EpochsOpt = Annotated[int | None, typer.Option(
     help="Cap on epochs (early stopping may end sooner).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the run directory.")]
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="Also print where the time went, stage by stage (load, profile, "
+    "plan, pre-flight, epochs, checks, evaluation, report; kept in environment.json).")]
 StrictOpt = Annotated[bool, typer.Option(help="Exit with code 3 when an error-level finding "
                                               "fires.")]
 PreflightOpt = Annotated[bool, typer.Option(
@@ -110,7 +138,7 @@ def _resolved(path: Path) -> Path:
 
 
 def _overrides(set_: list[str] | None, seed: int | None, max_epochs: int | None) -> dict:
-    o: dict[str, Any] = dict(parse_set_options(set_))
+    o: dict[str, Any] = dict(plans.parse_set_options(set_))
     if seed is not None:
         o["seed"] = seed
     if max_epochs is not None:
@@ -126,7 +154,7 @@ def train(
              "with --resume.", show_default=False)] = None,
     target: AnyTargetOpt = None, test: TestOpt = None, valid: ValidOpt = None,
     task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
-    max_epochs: EpochsOpt = None, quiet: QuietOpt = False,
+    max_epochs: EpochsOpt = None, quiet: QuietOpt = False, verbose: VerboseOpt = False,
     auto_fix: Annotated[bool, typer.Option(
         "--auto-fix", help="When an error-level symptom fires (NaN, exploding or vanishing "
         "gradients, dead ReLUs, divergence, cannot overfit), apply its fix and carry on.")
@@ -179,6 +207,8 @@ def train(
         out_console.print(f"Run directory: {_t(run.path)}\n"
                           f"Summary: {_t(run.path / 'summary.md')}")
         out_console.print(f"Report: {_t(run.path / 'report.html')} (open it in a browser)")
+    if verbose:
+        _print_stages(run.path)
     if run.status == "interrupted":
         print(f"nnrecipe: interrupted; the best weights so far were evaluated and saved; go "
               f"on with: nnrecipe train --resume {run.path}", file=sys.stderr)
@@ -257,8 +287,8 @@ def cross_validate(
     for col in ("metric", *(f"fold {f['fold']}" for f in result["per_fold"]), "mean ± std",
                 "baseline mean"):
         table.add_column(col)
-    for name, _, _, _ in metric_rows({"metrics": {k: v["mean"] for k, v in summary.items()},
-                                      "baseline": {"metrics": {}}}):
+    means = {"metrics": {k: v["mean"] for k, v in summary.items()}, "baseline": {"metrics": {}}}
+    for name, _, _, _ in summaries.metric_rows(means):
         cells = [f"{f[name]:.4g}" if f.get(name) is not None else "" for f in result["per_fold"]]
         b = base.get(name, {}).get("mean")
         table.add_row(name, *cells, f"{summary[name]['mean']:.4g} ± {summary[name]['std']:.2g}",
@@ -288,7 +318,7 @@ def experiment(
     (--journal, default runs/experiments.jsonl; list it with `nnrecipe experiments`)."""
     overrides = _overrides(set_, seed, max_epochs)
     _series_options(overrides, horizon, window)
-    e = api.experiment(data, target, hypothesis=hypothesis, changes=parse_set_options(change),
+    e = api.experiment(data, target, hypothesis=hypothesis, changes=plans.parse_set_options(change),
                        expect=expect, metric=metric, repeats=repeats, task=task,
                        overrides=overrides, out=out, progress=not quiet, modality=modality,
                        journal=journal)
@@ -317,12 +347,13 @@ def experiments(
     hypothesis, its change, the numbers, the verdict."""
     if root is not None and journal is not None:
         raise NnrecipeError("give --journal FILE or --root DIR, not both")
-    path = journal_path(journal if journal is not None else (root or Path("runs")) / JOURNAL)
+    path = journals.journal_path(
+        journal if journal is not None else (root or Path("runs")) / journals.JOURNAL)
     table = Table(title=f"Experiments ({_t(path)})")
     for col in ("when", "hypothesis", "change", "expect", "metric", "improvement (95% CI)",
                 "verdict"):
         table.add_column(col, overflow="fold")
-    for e in read_journal(path):
+    for e in journals.read_journal(path):
         lo, hi = e["ci"]
         table.add_row(_t(e["time"]), _t(e["hypothesis"]), ", ".join(
             f"{_t(k)}={_t(v)}" for k, v in e["changes"].items()), _t(e["expect"]),
@@ -432,7 +463,7 @@ def predict(
     a classifier, one row per input row."""
     if out is not None:
         _check_out(out, overwrite, inputs=(data,), runs=(run,))
-    preds = api.load_run(run).predict(data)
+    preds = saved.load_run(run).predict(data)
     if out is None:
         preds.to_csv(sys.stdout, index=False)
     else:
@@ -450,7 +481,7 @@ def evaluate(
     """Metrics of a finished run on new labelled data, beside the dumb baseline."""
     if out is not None:
         _check_out(out, overwrite, inputs=(data,), runs=(run,))
-    evaluation = api.load_run(run).evaluate(data)
+    evaluation = saved.load_run(run).evaluate(data)
     _print_metrics(evaluation, f"{_t(data.name)}:")
     if out is not None:
         atomic_write_json(out, evaluation)
@@ -460,9 +491,7 @@ def evaluate(
 def demo(out: OutDirOpt = None, quiet: QuietOpt = False) -> None:
     """Train on scikit-learn's bundled breast-cancer data (569 tumours, 30 measurements;
     is it malignant?) and show where the results are."""
-    from sklearn.datasets import load_breast_cancer
-
-    frame = load_breast_cancer(as_frame=True).frame
+    frame = datasets.load_breast_cancer(as_frame=True).frame
     data_path = Path("runs") / "demo-data" / "breast_cancer.csv"
     data_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(data_path, frame.to_csv(index=False))
@@ -474,7 +503,7 @@ def _print_choices(p: Any) -> None:
     table = Table(title="Plan (key choices; all in plan.yaml)")
     for col in ("decision", "value", "why"):
         table.add_column(col, overflow="fold")
-    for key, value, reason in key_choices(p):
+    for key, value, reason in summaries.key_choices(p):
         table.add_row(_t(key), _t(value), _t(reason))
     out_console.print(table)
 
@@ -483,7 +512,7 @@ def _print_findings(findings: list, advice: bool = False) -> None:
     if not findings:
         out_console.print("The doctor found nothing to report.")
         return
-    out_console.print(findings_table(findings, advice=advice,
+    out_console.print(tables.findings_table(findings, advice=advice,
                                      title="The doctor's findings (worst first; findings.json)"))
 
 
@@ -503,9 +532,39 @@ def _print_metrics(evaluation: dict, title: str) -> None:
     table = Table(title=f"{title} metrics ({evaluation['n_rows']} rows)")
     for col in ("metric", "network", evaluation["baseline"]["name"].replace("_", " ")):
         table.add_column(col)
-    for name, v, b, better in metric_rows(evaluation):
+    for name, v, b, better in summaries.metric_rows(evaluation):
         table.add_row(name, f"[{'green' if better else 'red'}]{v:.4g}",
                       "" if b is None else f"{b:.4g}")
+    out_console.print(table)
+
+
+def _print_stages(run_dir: Path) -> None:
+    """The stage timings the run kept in environment.json."""
+    stages = (read_run_files(run_dir).environment or {}).get("stages") or {}
+    total = stages.get("total")
+    table = Table(title="Where the time went (environment.json)")
+    for col in ("stage", "seconds", "share", "what"):
+        table.add_column(col, overflow="fold")
+    for name, seconds in stages.items():
+        if name != "total":
+            share = f"{seconds / total:.0%}" if total else ""
+            table.add_row(name, f"{seconds:.2f}", share, timing.STAGES.get(name, ""))
+    if total is not None:
+        rest = total - sum(v for k, v in stages.items() if k != "total")
+        table.add_row("other", f"{rest:.2f}", f"{rest / total:.0%}" if total else "",
+                      "the command's own start-up and the steps between stages")
+        table.add_row("total", f"{total:.2f}", "", "")
+    out_console.print(table)
+
+
+@app.command()
+def keys() -> None:
+    """Every plan key `--set KEY=VALUE` accepts, with its values and what it does."""
+    table = Table(title="Plan keys (--set KEY=VALUE)")
+    for col in ("key", "values", "what"):
+        table.add_column(col, overflow="fold")
+    for key, spec in plans.KEYS.items():
+        table.add_row(key, _t(spec.describe()), _t(spec.help))
     out_console.print(table)
 
 
@@ -533,22 +592,11 @@ def compare(
     print(api.compare(runs, out, diff))
 
 
-def _set_threads() -> None:
-    """One intra-op thread by default (NNRECIPE_THREADS to change it): the tabular networks
-    nnrecipe trains are small, so extra threads only spin; on a busy 2-core machine a
-    second thread made a breast-cancer run 10x slower (measured: 45.9 s against 4.5 s)."""
-    import torch
-
-    value = os.environ.get("NNRECIPE_THREADS", "1")
-    if not value.isdigit() or int(value) < 1:
-        raise NnrecipeError(f"NNRECIPE_THREADS must be a positive integer, got {value!r}")
-    torch.set_num_threads(int(value))
-
-
 def main() -> None:
     try:
-        _set_threads()
-        app()
+        _thread_count()  # a bad NNRECIPE_THREADS fails before any work
+        with timing.recording():
+            app()
     except NnrecipeError as e:
         line = " ".join(str(e).splitlines())  # a newline in a user's string: still one line
         print(f"nnrecipe: error: {line}", file=sys.stderr)  # one line, no traceback

@@ -8,11 +8,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import r2_score
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from ..errors import DataError
+from ..lazy import lazy
 from .load import infer_kinds
+
+sk_metrics = lazy("sklearn.metrics")
+sk_tree = lazy("sklearn.tree")
 
 __all__ = ["DataProfile", "profile_table", "check_target", "check_numbers", "infer_task",
            "split_overlap", "FLOAT32_MAX", "show_names"]
@@ -260,7 +262,7 @@ def _leak_suspects(df, target, task, kinds, skip, *, max_rows=20_000, max_groups
         else:
             continue  # too many levels for a fair look-up table
         if task == "regression":
-            r2 = float(r2_score(y_fit, fitted))
+            r2 = float(sk_metrics.r2_score(y_fit, fitted))
             if r2 >= min_r2:
                 out.append({"column": col, "metric": "single_feature_r2", "score": round(r2, 4)})
             continue
@@ -273,7 +275,8 @@ def _leak_suspects(df, target, task, kinds, skip, *, max_rows=20_000, max_groups
 
 def _single_feature_tree(s: pd.Series, y: np.ndarray, task: str, leaves: int) -> np.ndarray:
     x = s.astype(float).replace([np.inf, -np.inf], np.nan).fillna(-1e30).to_numpy()[:, None]
-    cls = DecisionTreeRegressor if task == "regression" else DecisionTreeClassifier
+    cls = (sk_tree.DecisionTreeRegressor if task == "regression"
+           else sk_tree.DecisionTreeClassifier)
     with warnings.catch_warnings():  # e.g. "more classes than half the rows": not the user's
         warnings.simplefilter("ignore")
         tree = cls(max_leaf_nodes=leaves, min_samples_leaf=10, random_state=0).fit(x, y)

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from ..errors import DataError
+from ..lazy import lazy
 from .profile import show_names
+
+model_selection = lazy("sklearn.model_selection")
 
 __all__ = ["Splits", "split_table", "check_classes", "rare_classes", "MIN_ROWS"]
 
@@ -76,7 +78,7 @@ def split_table(df: pd.DataFrame, target: str, task: str, seed: int, *,
             continue
         # share of what is left, so 70/15/15 of the whole table
         frac = share / (1 - (test if name == "val" and test_df is None else 0))
-        rest, parts[name] = train_test_split(
+        rest, parts[name] = model_selection.train_test_split(
             rest, test_size=frac, random_state=seed,
             stratify=rest[target] if stratify else None,
         )

@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.dummy import DummyClassifier, DummyRegressor
 
+from ..lazy import lazy
 from .metrics import classification_metrics, regression_metrics
+
+dummy_models = lazy("sklearn.dummy")
 
 __all__ = ["baseline_metrics", "BASELINE_NAME"]
 
@@ -26,9 +28,9 @@ def baseline_metrics(task: str, target_state: dict[str, Any], y: np.ndarray,
     """Metrics of the dumb baseline on ``y`` (codes, or values in original units)."""
     x = np.zeros((len(y), 1))
     if task == "regression":
-        dummy = DummyRegressor(strategy="constant", constant=target_state["mean"])
+        dummy = dummy_models.DummyRegressor(strategy="constant", constant=target_state["mean"])
         dummy.fit(np.zeros((1, 1)), [target_state["mean"]])
         return regression_metrics(y, dummy.predict(x))
     codes = np.repeat(np.arange(len(classes)), target_state["counts"])  # the training labels
-    dummy = DummyClassifier(strategy="prior").fit(np.zeros((len(codes), 1)), codes)
+    dummy = dummy_models.DummyClassifier(strategy="prior").fit(np.zeros((len(codes), 1)), codes)
     return classification_metrics(y, dummy.predict_proba(x), classes)

@@ -17,7 +17,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
+
+from ..lazy import lazy
+
+skm = lazy("sklearn.metrics")
 
 __all__ = ["evaluation_details", "threshold_table", "THRESHOLDS"]
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
+
+from ..lazy import lazy
+
+skm = lazy("sklearn.metrics")
 
 __all__ = ["classification_metrics", "regression_metrics", "MAIN_METRIC"]
 

@@ -22,13 +22,15 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import KFold, StratifiedKFold
 
 from ..data.profile import DataProfile
 from ..errors import DataError
+from ..lazy import lazy
 from ..plan.rules import Rule
 from ..plan.schema import Plan
 from ..tune.search import Dim
+
+model_selection = lazy("sklearn.model_selection")
 
 __all__ = ["Inputs", "Modality", "Prepared", "fold_positions", "n_trainable", "seeded_build"]
 
@@ -195,9 +197,9 @@ def fold_positions(n: int, labels: np.ndarray | None, folds: int, seed: int
         if smallest < folds:
             raise DataError(f"a class has only {smallest} rows, fewer than --folds {folds}; "
                             "use fewer folds")
-        splitter: Any = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        splitter: Any = model_selection.StratifiedKFold(folds, shuffle=True, random_state=seed)
     else:
-        splitter = KFold(folds, shuffle=True, random_state=seed)
+        splitter = model_selection.KFold(folds, shuffle=True, random_state=seed)
     y = np.zeros(n) if labels is None else labels
     return [test for _, test in splitter.split(np.zeros(n), y)]
 

@@ -18,22 +18,25 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
-from sklearn.model_selection import train_test_split
 
 from ..data.load import table_name
 from ..data.profile import DataProfile, target_summary
 from ..data.split import rare_classes
 from ..errors import DataError
 from ..evaluate import MAIN_METRIC, baseline_metrics, classification_metrics
+from ..lazy import lazy
 from ..models import outputs_to_predictions
 from ..models.build import build_network
 from ..plan.network_rules import compose_rules
 from ..plan.rules import add_parameter_count, make_plan
 from ..plan.schema import Plan
 from ..runs import atomic_write_bytes
+from ..timing import stage
 from ..train import predict_batches, target_tensor
 from .base import Inputs, Modality, Prepared, Source, n_trainable, seeded_build
+
+mpl_figure = lazy("matplotlib.figure")
+model_selection = lazy("sklearn.model_selection")
 
 __all__ = ["ClassModality", "SampleEncoder", "SampleModality", "SampleSplits", "Samples",
            "class_samples", "figure", "save_figure"]
@@ -178,29 +181,32 @@ class SampleModality(Modality):
         if valid is not None:
             raise DataError(f"--valid applies to tabular data, not {self.name} data; the "
                             "validation split is made inside the training data")
-        data = self.load(source, target, task)
-        pre = self.adopt_pretrained(data, pretrained) if pretrained is not None else None
-        if test is not None:
-            data = self.attach_test(data, self.load(test, target, task, like=data,
-                                                    min_classes=1), str(test))
+        with stage("load"):
+            data = self.load(source, target, task)
+            pre = self.adopt_pretrained(data, pretrained) if pretrained is not None else None
+            if test is not None:
+                data = self.attach_test(data, self.load(test, target, task, like=data,
+                                                        min_classes=1), str(test))
         return self._prepare(data, given, table_name(source), pre, None)
 
     def _prepare(self, data: Samples, given: dict[str, Any], name: str, pre: Any,
                  held: np.ndarray | None) -> Prepared:
-        profile = self.profile(data)
-        if pre is not None:
-            profile.inputs["pretrained"] = pre.describe()
-        first = make_plan(profile, int(0.7 * len(data.x)), given)  # the window decides
-        splits = self.split(data, first, held)
-        profile.splits = {"how": splits.how, **splits.sizes()}
-        the_plan = make_plan(profile, len(splits.train), given)
-        enc = self.fit_encoder(data, splits.train, the_plan)
-        prep = Prepared(self, the_plan, profile, enc, None, splits, name, given, data=data,
-                        pretrained=pre)
-        if pre is not None:  # the similarity decides the strategy: re-plan once measured
-            profile.inputs["pretrained"].update(self.measure_similarity(prep))
+        with stage("profile"):
+            profile = self.profile(data)
+        with stage("plan"):
+            if pre is not None:
+                profile.inputs["pretrained"] = pre.describe()
+            first = make_plan(profile, int(0.7 * len(data.x)), given)  # the window decides
+            splits = self.split(data, first, held)
+            profile.splits = {"how": splits.how, **splits.sizes()}
             the_plan = make_plan(profile, len(splits.train), given)
-        return self._finish(prep, the_plan, enc)
+            enc = self.fit_encoder(data, splits.train, the_plan)
+            prep = Prepared(self, the_plan, profile, enc, None, splits, name, given,
+                            data=data, pretrained=pre)
+            if pre is not None:  # the similarity decides the strategy: re-plan once measured
+                profile.inputs["pretrained"].update(self.measure_similarity(prep))
+                the_plan = make_plan(profile, len(splits.train), given)
+            return self._finish(prep, the_plan, enc)
 
     def _finish(self, prep: Prepared, the_plan: Plan, enc: SampleEncoder) -> Prepared:
         model = self.build(the_plan, enc, prep.pretrained)
@@ -268,10 +274,11 @@ class ClassModality(SampleModality):
             raise DataError(f"cannot split {len(idx):,} samples by class: {rare}; give more "
                             "samples of those classes or remove them")
         try:
-            rest, test = train_test_split(idx, test_size=TEST_SHARE, random_state=seed,
-                                          stratify=data.y)
-            train, val = train_test_split(rest, test_size=VAL_SHARE / (1 - TEST_SHARE),
-                                          random_state=seed, stratify=data.y[rest])
+            rest, test = model_selection.train_test_split(
+                idx, test_size=TEST_SHARE, random_state=seed, stratify=data.y)
+            train, val = model_selection.train_test_split(
+                rest, test_size=VAL_SHARE / (1 - TEST_SHARE), random_state=seed,
+                stratify=data.y[rest])
         except ValueError as e:  # more classes than a split has samples
             raise DataError(f"cannot split {len(idx):,} samples into train/val/test by class "
                             f"({str(e)[:200]}); give more samples per class") from None
@@ -282,8 +289,9 @@ class ClassModality(SampleModality):
     def _split_rest(data: Samples, rest: np.ndarray, test: np.ndarray, seed: int,
                     where: str) -> SampleSplits:
         try:
-            train, val = train_test_split(rest, test_size=VAL_SHARE / (1 - TEST_SHARE),
-                                          random_state=seed, stratify=data.y[rest])
+            train, val = model_selection.train_test_split(
+                rest, test_size=VAL_SHARE / (1 - TEST_SHARE), random_state=seed,
+                stratify=data.y[rest])
         except ValueError as e:
             raise DataError(f"cannot split {len(rest)} samples into train/validation by class "
                             f"({e}); give more samples per class") from None
@@ -441,6 +449,6 @@ def save_figure(fig: Any, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def figure(n: int) -> Figure:
+def figure(n: int) -> Any:  # a matplotlib Figure
     """A figure of ``n`` plots stacked, one per sample."""
-    return Figure(figsize=(9, 1.8 * n))
+    return mpl_figure.Figure(figsize=(9, 1.8 * n))

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import TimeSeriesSplit
 
 from ..data.augment import SeriesAugment
 from ..data.load import load_table
@@ -27,6 +26,7 @@ from ..data.series import (
 )
 from ..errors import DataError
 from ..evaluate import MAIN_METRIC, regression_metrics
+from ..lazy import lazy
 from ..plan.network_rules import RNN_RULES, const, dropout_rule
 from ..plan.rules import Ctx, Decision
 from ..plan.schema import Plan
@@ -44,6 +44,8 @@ from .samples import (
     figure,
     save_figure,
 )
+
+model_selection = lazy("sklearn.model_selection")
 
 __all__ = ["SeriesEncoder", "SeriesModality"]
 
@@ -186,7 +188,7 @@ class SeriesModality(SampleModality):
         if n < 5 * (k + 1):
             raise DataError(f"--folds {k} is too many for {n} windows of this series: each "
                             f"fold needs at least 5 (at most {max(2, n // 5 - 1)} folds)")
-        return [test for _, test in TimeSeriesSplit(k).split(np.zeros(n))]
+        return [test for _, test in model_selection.TimeSeriesSplit(k).split(np.zeros(n))]
 
     def fit_encoder(self, data: Samples, train: np.ndarray, plan: Plan) -> SeriesEncoder:
         """Scale with the rows before the validation period only."""

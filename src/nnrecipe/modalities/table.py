@@ -31,6 +31,7 @@ from ..evaluate.details import evaluation_details
 from ..models import build_mlp, outputs_to_predictions
 from ..plan.rules import add_parameter_count, make_plan
 from ..plan.schema import Plan
+from ..timing import stage
 from ..train import predict_batches, target_tensor
 from ..tune.search import Dim, mlp_dims
 from .base import Inputs, Modality, Prepared, Source, n_trainable, seeded_build
@@ -57,48 +58,55 @@ class TableModality(Modality):
                             "sequences; a table's network trains from scratch")
         if target is None:
             raise DataError("give --target, the column to predict")
-        df = load_table(source)
-        check_target(df, target)
-        test_df = _load_companion(test, df, target, "--test") if test is not None else None
-        valid_df = _load_companion(valid, df, target, "--valid") if valid is not None else None
+        with stage("load"):
+            df = load_table(source)
+            check_target(df, target)
+            test_df = _load_companion(test, df, target, "--test") if test is not None else None
+            valid_df = (_load_companion(valid, df, target, "--valid") if valid is not None
+                        else None)
         return self._prepare_frame(df, target, task, given, test_df, valid_df,
                                    table_name(source))
 
     def _prepare_frame(self, df: pd.DataFrame, target: str, task: str, given: dict[str, Any],
                        test_df: pd.DataFrame | None, valid_df: pd.DataFrame | None,
                        name: str) -> Prepared:
-        n_missing = int(df[target].isna().sum())
-        df = df[df[target].notna()]
-        # every input check before the profile (its trees and the metrics fail on them)
-        check_numbers(df, target=target)
-        for flag, other in (("--test data", test_df), ("--valid data", valid_df)):
-            if other is not None:
-                check_numbers(other, flag, target)
-        check_classes(df, target, infer_task(df[target], task)[0],
-                      internal_splits=(test_df is None) + (valid_df is None))
-        profile = profile_table(df, target, task, dropped_target_missing=n_missing)
-        splits = split_table(df, target, profile.task, given.get("seed", 0),
-                             val_df=valid_df, test_df=test_df)
-        features = [c for c in df.columns if c != target]
-        profile.splits = {"how": splits.how, **splits.sizes(), "duplicates_across_splits":
-                          split_overlap(splits.train, {"val": splits.val, "test": splits.test},
-                                        features)}
+        with stage("profile"):
+            n_missing = int(df[target].isna().sum())
+            df = df[df[target].notna()]
+            # every input check before the profile (its trees and the metrics fail on them)
+            check_numbers(df, target=target)
+            for flag, other in (("--test data", test_df), ("--valid data", valid_df)):
+                if other is not None:
+                    check_numbers(other, flag, target)
+            check_classes(df, target, infer_task(df[target], task)[0],
+                          internal_splits=(test_df is None) + (valid_df is None))
+            profile = profile_table(df, target, task, dropped_target_missing=n_missing)
+        with stage("plan"):
+            splits = split_table(df, target, profile.task, given.get("seed", 0),
+                                 val_df=valid_df, test_df=test_df)
+        with stage("profile"):  # the leak check: the same rows on both sides of a split
+            features = [c for c in df.columns if c != target]
+            profile.splits = {"how": splits.how, **splits.sizes(), "duplicates_across_splits":
+                              split_overlap(splits.train, {"val": splits.val,
+                                                           "test": splits.test}, features)}
         return self._build(profile, splits, df, name, given, None)
 
     def _build(self, profile: DataProfile, splits: Any, df: pd.DataFrame, name: str,
                given: dict[str, Any], reuse: Prepared | None) -> Prepared:
         """Plan, fit the preprocessing (or take ``reuse``'s when it was fitted for the same
         data keys) and build the network, from a profile and splits made once."""
-        the_plan = make_plan(profile, len(splits.train), given)
-        if reuse is not None and all(reuse.plan[k] == the_plan[k] for k in self.encoder_keys):
-            pre = reuse.preprocessor
-        else:
-            pre = Preprocessor.fit(splits.train, target=profile.target, task=profile.task,
-                                   kinds=profile.feature_kinds, drop=the_plan["data.drop"],
-                                   scale=the_plan["data.scale"],
-                                   target_activation=the_plan["model.output_activation"])
-        model = self.build(the_plan, pre)
-        the_plan = add_parameter_count(the_plan, n_trainable(model), len(splits.train))
+        with stage("plan"):
+            the_plan = make_plan(profile, len(splits.train), given)
+            if reuse is not None and all(reuse.plan[k] == the_plan[k]
+                                         for k in self.encoder_keys):
+                pre = reuse.preprocessor
+            else:
+                pre = Preprocessor.fit(splits.train, target=profile.target, task=profile.task,
+                                       kinds=profile.feature_kinds, drop=the_plan["data.drop"],
+                                       scale=the_plan["data.scale"],
+                                       target_activation=the_plan["model.output_activation"])
+            model = self.build(the_plan, pre)
+            the_plan = add_parameter_count(the_plan, n_trainable(model), len(splits.train))
         return Prepared(self, the_plan, profile, pre, model, splits, name, given, data=df)
 
     def replan(self, prep: Prepared, given: dict[str, Any]) -> Prepared:

@@ -12,6 +12,7 @@ from typing import Any
 from .. import runs
 from ..report import write_cv_report
 from ..runs import RUN_FILES
+from ..timing import Stopwatch, recording
 from ..tune import summarise_folds
 from .prepare import prepare
 from .run import new_run_dir, train_and_save
@@ -28,10 +29,12 @@ def cross_validate(data: Any, target: str | None, *, folds: int, task: str,
     with new_run_dir(out, prep.name) as run_dir:
         per_fold, baseline = [], []
         for k, held in enumerate(parts, start=1):
-            fold = prep.modality.refold(prep, held)
-            with new_run_dir(run_dir / RUN_FILES["fold"].format(k=k), prep.name) as fold_dir:
-                run = train_and_save(fold, fold_dir, progress, [], auto_fix=False,
-                                     max_repairs=0, preflight=True)
+            with recording(Stopwatch()):  # each fold's environment.json: its own times
+                fold = prep.modality.refold(prep, held)
+                with new_run_dir(run_dir / RUN_FILES["fold"].format(k=k),
+                                 prep.name) as fold_dir:
+                    run = train_and_save(fold, fold_dir, progress, [], auto_fix=False,
+                                         max_repairs=0, preflight=True)
             per_fold.append({"fold": k, "test_rows": len(held), **run.evaluation["metrics"]})
             baseline.append(run.evaluation["baseline"]["metrics"])
         result = {"task": prep.plan["task"], "modality": prep.profile.modality, "folds": folds,

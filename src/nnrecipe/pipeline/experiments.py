@@ -12,6 +12,7 @@ from .. import runs
 from ..errors import PlanError
 from ..evaluate import MAIN_METRIC
 from ..runs import RUN_FILES
+from ..timing import Stopwatch, recording
 from ..tune.experiment import (
     EXPECTATIONS,
     HIGHER_IS_BETTER,
@@ -56,12 +57,13 @@ def run_experiment(data: Any, target: str | None, *, hypothesis: str, changes: d
         scores: dict[str, list[float]] = {"baseline": [], "changed": []}
         for r in range(repeats):
             for arm, extra in (("baseline", {}), ("changed", change)):
-                prep = prepare(data, target, task=task, modality=modality,
-                               overrides={**given, **extra, "seed": seed0 + r})
-                name = RUN_FILES[f"{arm}_run"].format(r=r + 1)
-                with new_run_dir(run_dir / name, base.name) as arm_dir:
-                    run = train_and_save(prep, arm_dir, progress, [], auto_fix=False,
-                                         max_repairs=0, preflight=True)
+                with recording(Stopwatch()):  # each run's environment.json: its own times
+                    prep = prepare(data, target, task=task, modality=modality,
+                                   overrides={**given, **extra, "seed": seed0 + r})
+                    name = RUN_FILES[f"{arm}_run"].format(r=r + 1)
+                    with new_run_dir(run_dir / name, base.name) as arm_dir:
+                        run = train_and_save(prep, arm_dir, progress, [], auto_fix=False,
+                                             max_repairs=0, preflight=True)
                 scores[arm].append(run.evaluation["metrics"][metric])
         entry = {"time": datetime.now().isoformat(timespec="seconds"),
                  "data": base.name, "target": base.profile.target, "hypothesis": hypothesis,

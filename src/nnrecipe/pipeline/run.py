@@ -23,7 +23,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -32,56 +31,22 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .. import modalities, runs
-from ..data import DataProfile
-from ..doctor.findings import Finding, sort_findings
+from .. import runs, timing
+from ..doctor.findings import sort_findings
 from ..errors import NnrecipeError, RunError
-from ..modalities import Inputs, Modality, Prepared
-from ..plan import Plan
+from ..modalities import Inputs, Prepared
 from ..report import write_report
 from ..report.reproduce import environment
 from ..runs import RUN_FILES
-from ..train import History
+from ..timing import stage
 from ..train.checkpoint import load_checkpoint
 from .prepare import prepare
+from .saved import Run, load_run, resume_hint
 from .supervise import TrainOutcome, train_with_doctor
 
 __all__ = ["Run", "load_run", "new_run_dir", "resume_run", "train_and_save", "write_inputs"]
 
 Source = str | Path | pd.DataFrame
-
-
-@dataclass
-class Run:
-    """A trained network with everything needed to use and explain it."""
-
-    plan: Plan
-    profile: DataProfile
-    preprocessor: Any  # the fitted encoder (a Preprocessor for tables)
-    model: torch.nn.Module
-    history: History = field(default_factory=History)
-    evaluation: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
-    findings: list[Finding] = field(default_factory=list)
-    repairs: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "finished"  # or "interrupted" (Ctrl-C; resumable)
-
-    @property
-    def task(self) -> str:
-        return self.plan["task"]
-
-    @property
-    def modality(self) -> Modality:
-        return modalities.get(self.profile.modality)
-
-    def predict(self, data: Source) -> pd.DataFrame:
-        """A ``prediction`` column, plus ``proba_<class>`` columns for a classifier. Images,
-        sound and text: also ``name`` (the file or row); a forecast: the next values."""
-        return self.modality.predict(self, data)
-
-    def evaluate(self, data: Source) -> dict[str, Any]:
-        """Metrics on labelled data, beside the dumb baseline (evaluation.json's layout)."""
-        return self.modality.evaluate(self, data)
 
 
 @contextmanager
@@ -104,10 +69,6 @@ def write_status(run_dir: Path, status: str, call: dict[str, Any] | None, **more
     runs.atomic_write_json(run_dir / RUN_FILES["status"], {
         "status": status, "time": datetime.now().isoformat(timespec="seconds"),
         "pid": os.getpid(), **more, "call": call})
-
-
-def resume_hint(run_dir: Path) -> str:
-    return f"nnrecipe train --resume {run_dir}"
 
 
 class CtrlC:
@@ -139,10 +100,12 @@ class CtrlC:
 
 def write_inputs(prep: Prepared, run_dir: Path) -> Inputs:
     """The first files of a run, and the tensors to train on."""
-    runs.atomic_write_yaml(run_dir / RUN_FILES["plan"], prep.plan.to_dict())
-    runs.atomic_write_json(run_dir / RUN_FILES["profile"], prep.profile.to_dict())
-    runs.atomic_write_json(run_dir / RUN_FILES["preprocess"], prep.preprocessor.to_dict())
-    return prep.modality.inputs(prep)
+    with stage("save"):
+        runs.atomic_write_yaml(run_dir / RUN_FILES["plan"], prep.plan.to_dict())
+        runs.atomic_write_json(run_dir / RUN_FILES["profile"], prep.profile.to_dict())
+        runs.atomic_write_json(run_dir / RUN_FILES["preprocess"], prep.preprocessor.to_dict())
+    with stage("plan"):
+        return prep.modality.inputs(prep)
 
 
 def train_and_save(prep: Prepared, run_dir: Path, progress: bool, watchers: list, *,
@@ -177,23 +140,37 @@ def _finish(prep: Prepared, outcome: TrainOutcome, run_dir: Path, auto_fix: bool
     if not all(torch.isfinite(v).all() for v in outcome.model.state_dict().values()
                if v.is_floating_point()):
         _diverged(outcome, run_dir, auto_fix)
-    run = save_outcome(prep, outcome, run_dir, auto_fix)
-    run.evaluation = prep.modality.score(prep, outcome.model, outcome.plan, run_dir)
+    with stage("save"):
+        run = save_outcome(prep, outcome, run_dir, auto_fix)
+    with stage("evaluation"):
+        run.evaluation = prep.modality.score(prep, outcome.model, outcome.plan, run_dir)
     history = outcome.history
     run.evaluation["training"] = {"epochs": len(history.epochs), "stop_reason":
                                   history.stop_reason, "best_epoch": history.best_epoch,
                                   "seconds": round(history.seconds, 3)}
-    runs.atomic_write_json(run_dir / RUN_FILES["evaluation"], run.evaluation)
-    runs.atomic_write_json(run_dir / RUN_FILES["environment"], environment(
-        data_name=prep.name, target=prep.profile.target, overrides=prep.overrides))
-    if history.stop_reason.startswith("interrupted"):
-        run.status = "interrupted"
-        write_status(run_dir, "interrupted", call, reason=history.stop_reason,
-                     resume=resume_hint(run_dir))
-    else:
-        write_status(run_dir, "finished", call)
-    write_report(run_dir)  # summary.md and report.html, last: every other file is saved
+    with stage("save"):
+        runs.atomic_write_json(run_dir / RUN_FILES["evaluation"], run.evaluation)
+        env = environment(data_name=prep.name, target=prep.profile.target,
+                          overrides=prep.overrides)
+        _write_environment(run_dir, env)
+        if history.stop_reason.startswith("interrupted"):
+            run.status = "interrupted"
+            write_status(run_dir, "interrupted", call, reason=history.stop_reason,
+                         resume=resume_hint(run_dir))
+        else:
+            write_status(run_dir, "finished", call)
+    with stage("report"):
+        write_report(run_dir)  # summary.md and report.html, last: every other file is saved
+    _write_environment(run_dir, env)  # again, with the report's own time
     return run
+
+
+def _write_environment(run_dir: Path, env: dict[str, Any]) -> None:
+    """environment.json, with the stage timings so far when a stopwatch is running."""
+    watch = timing.current()
+    if watch is not None:
+        env = {**env, "stages": watch.to_dict()}
+    runs.atomic_write_json(run_dir / RUN_FILES["environment"], env)
 
 
 def _diverged(outcome: TrainOutcome, run_dir: Path, auto_fix: bool) -> None:
@@ -260,39 +237,3 @@ def save_outcome(prep: Prepared, outcome: TrainOutcome, run_dir: Path, auto_fix:
         runs.atomic_write_json(run_dir / RUN_FILES["repairs"], outcome.repairs)
     return Run(outcome.plan, prep.profile, prep.preprocessor, outcome.model, outcome.history,
                path=run_dir, findings=findings, repairs=outcome.repairs)
-
-
-def load_run(path: str | Path) -> Run:
-    """Load a finished run directory (written by ``fit`` or ``nnrecipe train``)."""
-    files = runs.read_run_files(path)
-    status = files.status or {"status": "finished"}  # runs from before status.json
-    if status["status"] == "running" or (status["status"] != "finished"
-                                         and files.model is None):
-        why = status.get("reason") or "it was stopped before it finished (killed?)"
-        raise RunError(f"{path} did not finish: {status['status']}, {why}; resume it with "
-                       f"`{resume_hint(Path(path))}`")
-    lacking = [RUN_FILES[k] for k in ("plan", "preprocess", "profile", "model")
-               if getattr(files, k) is None]
-    if lacking:  # read once: the status first, then what a finished run must hold
-        raise RunError(f"{path} is not a finished nnrecipe run: {', '.join(lacking)} missing")
-    plan_ = Plan.from_dict(files.plan)
-    profile = DataProfile.from_dict(files.profile)
-    kind = modalities.get(profile.modality)
-    pre = kind.encoder_from_dict(files.preprocess)
-    model = kind.build(plan_, pre)
-    try:
-        state = torch.load(files.model, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    except Exception as e:  # a truncated or foreign file: say which, never how to unpickle
-        raise RunError(f"{files.model} cannot be read as this run's weights "
-                       f"({type(e).__name__}); it is damaged or not from this run") from None
-    model.eval()
-    history = History()
-    history.epochs = files.metrics
-    evaluation = files.evaluation or {}
-    training = evaluation.get("training", {})
-    history.stop_reason = training.get("stop_reason", "")
-    history.best_epoch = training.get("best_epoch")
-    return Run(plan_, profile, pre, model, history, evaluation, Path(path),
-               [Finding.from_dict(f) for f in files.findings], files.repairs,
-               status["status"])

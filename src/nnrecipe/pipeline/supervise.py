@@ -28,6 +28,7 @@ from ..models import outputs_to_predictions
 from ..models.pretrained import Unfreeze
 from ..plan import Decision, Plan, add_parameter_count, make_plan
 from ..runs import RUN_FILES, atomic_write_json
+from ..timing import stage
 from ..train import History, make_loss, make_optimizer, predict_batches
 from ..train import fit as train_fit
 from ..train.lr_find import LRFindResult, lr_find, plot_lr_find
@@ -61,13 +62,15 @@ def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress:
         out, overrides, tried = _resumed(prep, resume["extra"]["supervisor"])
     else:
         overrides = dict(prep.overrides)
-        if "optimizer.lr_find" in plan:  # optimizer.lr=auto: the range test sets the rate
-            result = run_range_test(plan, model, loss_fn, train, run_dir)
-            overrides["optimizer.lr"] = result.suggestion  # a repair re-plans with it
-            plan = plan.with_decision("optimizer.lr", lr_decision(result))
-        findings = before_training(plan, prep.profile, prep.modality.numeric_columns(prep),
-                                   model, *train, loss_fn, lambda ps: make_optimizer(plan, ps),
-                                   preflight=preflight)
+        with stage("preflight"):
+            if "optimizer.lr_find" in plan:  # optimizer.lr=auto: the range test sets the rate
+                result = run_range_test(plan, model, loss_fn, train, run_dir)
+                overrides["optimizer.lr"] = result.suggestion  # a repair re-plans with it
+                plan = plan.with_decision("optimizer.lr", lr_decision(result))
+            findings = before_training(plan, prep.profile, prep.modality.numeric_columns(prep),
+                                       model, *train, loss_fn,
+                                       lambda ps: make_optimizer(plan, ps),
+                                       preflight=preflight)
         out, tried = TrainOutcome(plan, model, History(), findings), []
     symptom = repairable_symptom(out.findings) if auto_fix and resume is None else None
     trained = resume is not None
@@ -84,19 +87,21 @@ def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress:
             if fix is not None:
                 tried.append(fix)
                 overrides.update(fix)
-                _apply_fix(out, prep, overrides, fix, symptom)
+                with stage("plan"):
+                    _apply_fix(out, prep, overrides, fix, symptom)
             elif trained:
                 break  # nothing left to try: keep the best weights seen
         monitor = LiveMonitor(stop_on_error=auto_fix, metric_name=MAIN_METRIC[task],
                               higher_is_better=task != "regression", baseline_loss=baseline)
-        out.history = train_fit(out.model, out.plan, train, val, loss_fn=loss_fn,
-                                val_metrics=val_metrics, main_metric=MAIN_METRIC[task],
-                                watchers=[monitor, *watchers, *_stages(out.plan)],
-                                run_dir=run_dir,
-                                progress=progress, resume=out.history,
-                                tag={"attempt": len(out.repairs)} if auto_fix else None,
-                                augment=prep.augment, order=prep.order, restore=resume,
-                                checkpoint_extra=supervisor, should_stop=should_stop)
+        with stage("epochs"):
+            out.history = train_fit(out.model, out.plan, train, val, loss_fn=loss_fn,
+                                    val_metrics=val_metrics, main_metric=MAIN_METRIC[task],
+                                    watchers=[monitor, *watchers, *_stages(out.plan)],
+                                    run_dir=run_dir,
+                                    progress=progress, resume=out.history,
+                                    tag={"attempt": len(out.repairs)} if auto_fix else None,
+                                    augment=prep.augment, order=prep.order, restore=resume,
+                                    checkpoint_extra=supervisor, should_stop=should_stop)
         resume, trained = None, True
         out.findings += monitor.findings
         out.layer_log += [{**s, "attempt": len(out.repairs)} for s in monitor.layer_log]
@@ -106,7 +111,8 @@ def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress:
         symptom = repairable_symptom(monitor.findings) if auto_fix and not interrupted else None
         if symptom is None:
             break
-    out.findings += _after(out, val, baseline, prep)
+    with stage("after_training"):
+        out.findings += _after(out, val, baseline, prep)
     if run_dir is not None:  # per-layer gradient norms and dead units over time (the report)
         atomic_write_json(Path(run_dir) / RUN_FILES["monitor"],
                           {"sample_every": monitor.sample_every, "samples": out.layer_log})

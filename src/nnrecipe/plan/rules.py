@@ -8,6 +8,7 @@ experiments: any valid value may be set.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -346,8 +347,10 @@ RULES: tuple[tuple[str, Rule, bool], ...] = (
 
 #: how each kind of data composes its plan from :data:`RULES` and its own rules, by the
 #: profile's ``modality``: ``compose(RULES, pretrained) -> [(key, rule, derived), ...]``.
-#: Filled in by ``nnrecipe.modalities`` (each modality registers its ``plan_rules``).
+#: Filled in by ``nnrecipe.modalities`` (each modality registers its ``plan_rules``): the
+#: registry is imported (by name: it imports this module) the first time a plan is made.
 RULE_SETS: dict[str, Callable[[tuple, dict | None], list[tuple[str, Rule, bool]]]] = {}
+REGISTRY = "nnrecipe.modalities"
 
 
 def make_plan(profile: DataProfile, n_train: int, overrides: Mapping[str, Any] | None = None
@@ -355,6 +358,8 @@ def make_plan(profile: DataProfile, n_train: int, overrides: Mapping[str, Any] |
     """Run every rule; a user's override replaces the rule's value. Raises PlanError."""
     values = validate_overrides(overrides)
     ctx = Ctx(profile, n_train)
+    if not RULE_SETS:
+        importlib.import_module(REGISTRY)  # its modalities register their rules
     compose = RULE_SETS.get(profile.modality)
     if compose is None:
         raise PlanError(f"no plan rules for {profile.modality} data; known kinds of data: "

@@ -6,9 +6,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold, StratifiedKFold
 
 from ..errors import DataError
+from ..lazy import lazy
+
+model_selection = lazy("sklearn.model_selection")
 
 __all__ = ["fold_indices", "summarise_folds"]
 
@@ -27,9 +29,9 @@ def fold_indices(df: pd.DataFrame, target: str, task: str, folds: int, seed: int
         if smallest < folds:
             raise DataError(f"a class has only {smallest} rows, fewer than --folds {folds}; "
                             "use fewer folds")
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        splitter = model_selection.StratifiedKFold(folds, shuffle=True, random_state=seed)
     else:
-        splitter = KFold(folds, shuffle=True, random_state=seed)
+        splitter = model_selection.KFold(folds, shuffle=True, random_state=seed)
     return [test for _, test in splitter.split(np.zeros(len(df)), y)]
 
 

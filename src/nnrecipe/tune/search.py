@@ -33,13 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
-
 from ..errors import PlanError
+from ..lazy import lazy
 from ..plan import KEYS, Plan, validate_overrides
 from ..runs import RUN_FILES
 from ..train import optimizers
 from ..train.callbacks import TrainState, Watcher
+
+optuna = lazy("optuna")
 
 __all__ = ["Dim", "PruneOnValLoss", "check_storage", "conv_dims", "default_space",
            "fail_stale_trials", "finished", "merge_space", "mlp_dims", "open_study",
