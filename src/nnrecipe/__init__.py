@@ -11,10 +11,11 @@ time it is used (PEP 562), so a command that needs only part of the package (``-
 
 from __future__ import annotations
 
-import importlib
 import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+from .lazy import lazy_exports
 
 if TYPE_CHECKING:  # what static tools see; at run time the table below serves the names
     from .api import Run, cv, diagnose, experiment, find_lr, fit, load_run, plan, resume, tune
@@ -37,17 +38,7 @@ __all__ = ["DataError", "Doctor", "Finding", "LRFindResult", "NnrecipeError", "P
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'nnrecipe' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # looked up once
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOMES})
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
 
 
 class _Package(ModuleType):
@@ -57,12 +48,13 @@ class _Package(ModuleType):
 
     @property
     def plan(self) -> Any:
-        return __getattr__("plan")
+        function = vars(self).get("_plan_function")
+        return function if function is not None else __getattr__("plan")
 
     @plan.setter
     def plan(self, value: Any) -> None:
-        if not isinstance(value, ModuleType):
-            raise AttributeError("nnrecipe.plan is the API function; it cannot be replaced")
+        if not isinstance(value, ModuleType):  # the subpackage's binding is dropped
+            vars(self)["_plan_function"] = value
 
 
 sys.modules[__name__].__class__ = _Package

@@ -12,13 +12,14 @@ stage of the running command (:mod:`nnrecipe.timing`).
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from .timing import stage
 
-__all__ = ["LazyModule", "lazy"]
+__all__ = ["LazyModule", "lazy", "lazy_exports"]
 
 
 class LazyModule:
@@ -52,3 +53,23 @@ def lazy(name: str, then: Callable[[ModuleType], None] | None = None) -> LazyMod
     """The module ``name``, imported the first time one of its attributes is read;
     ``then(module)`` runs once, right after that import."""
     return LazyModule(name, then)
+
+
+def lazy_exports(package: str, homes: dict[str, str]
+                 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``__getattr__`` and ``__dir__`` for a package whose public names are imported from
+    their modules (``homes``: name → module) the first time they are read (PEP 562), so
+    importing the package, or one of its modules, costs no more than that module."""
+
+    def __getattr__(name: str) -> Any:
+        home = homes.get(name)
+        if home is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(home), name)
+        setattr(sys.modules[package], name, value)  # looked up once
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*vars(sys.modules[package]), *homes})
+
+    return __getattr__, __dir__

@@ -15,8 +15,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
-__all__ = ["STAGES", "Stopwatch", "current", "recording", "stage"]
+__all__ = ["STAGES", "Stopwatch", "current", "recording", "stage", "stage_rows"]
 
 #: The stages in the order a run passes them, with what each covers.
 STAGES = {
@@ -91,3 +92,19 @@ def stage(name: str) -> Iterator[None]:
         return
     with watch.stage(name):
         yield
+
+
+def stage_rows(stages: dict[str, float]) -> list[dict[str, Any]]:
+    """environment.json's stage timings as rows, with each one's share of the total; the
+    time no stage claims (start-up, the steps between stages) as "other". The report is
+    written while its own stage runs, so a fresh report lists the stages before it."""
+    total = stages.get("total")
+    timed = {k: v for k, v in stages.items() if k != "total"}
+    rows = [{"name": k, "seconds": v, "what": STAGES.get(k, ""),
+             "share": f"{v / total:.0%}" if total else ""} for k, v in timed.items()]
+    if total:
+        rest = max(0.0, total - sum(timed.values()))
+        rows += [{"name": "other", "seconds": rest, "share": f"{rest / total:.0%}",
+                  "what": "start-up and the steps between stages"},
+                 {"name": "total", "seconds": total, "share": "", "what": ""}]
+    return rows

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -31,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import runs
 from ..errors import PlanError, RunError
 from ..evaluate import MAIN_METRIC
+from ..lazy import lazy
 from ..modalities import Prepared
 from ..plan import validate_overrides
 from ..report import rebuild as rebuild_report
@@ -54,6 +54,8 @@ from ..tune.search import (
 from .prepare import prepare
 from .run import new_run_dir, train_and_save
 from .supervise import run_range_test
+
+optuna = lazy("optuna")
 
 __all__ = ["search_and_retrain"]
 

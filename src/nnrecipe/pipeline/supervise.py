@@ -23,6 +23,7 @@ from ..doctor.monitors import LiveMonitor
 from ..doctor.repair import choose_fix, keeps_weights, repairable_symptom
 from ..doctor.run import after_training, before_training, constant_baseline_loss
 from ..evaluate import MAIN_METRIC
+from ..lazy import lazy
 from ..modalities import Inputs, Prepared
 from ..models import outputs_to_predictions
 from ..models.pretrained import Unfreeze
@@ -34,6 +35,10 @@ from ..train import fit as train_fit
 from ..train.lr_find import LRFindResult, lr_find, plot_lr_find
 
 __all__ = ["TrainOutcome", "lr_decision", "run_range_test", "train_with_doctor"]
+
+# A torch optimizer's first step imports torch._dynamo (about a second on 2 cores with torch
+# 2.13); loaded before the pre-flight, its time is counted as the import it is.
+torch_dynamo = lazy("torch._dynamo")
 
 
 @dataclass
@@ -53,6 +58,7 @@ def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress:
     """``resume``: the checkpoint of an interrupted run (checkpoints/last.pt): the plan,
     repairs and findings so far come from it, and training goes on where it stopped.
     ``should_stop()``: asked after every step (Ctrl-C)."""
+    torch_dynamo.load()
     plan, model = prep.plan, prep.model
     train, val, val_metrics = inputs.train, inputs.val, inputs.val_metrics
     task, loss_name = plan["task"], plan["loss.name"]

@@ -338,9 +338,10 @@ RULES: tuple[tuple[str, Rule, bool], ...] = (
                          "epochs; off by default", "train.swa"), False),
     ("train.swa_start", _const(0.75, "with train.swa: average the epochs after 75% of "
                                "train.max_epochs", "train.swa"), False),
-    ("train.checkpoint_minutes", _const(10.0, "checkpoints/last.pt after every epoch, and "
-                                        "every 10 minutes inside a longer one: a crash or "
-                                        "Ctrl-C loses at most that much work (--resume)",
+    ("train.checkpoint_minutes", _const(10.0, "checkpoints/last.pt after an epoch (at most "
+                                        "every 2 s, so short epochs are not slowed by the "
+                                        "writes), and every 10 minutes inside a longer one: "
+                                        "a crash loses at most that much work (--resume)",
                                         "train.checkpoints"), False),
 )
 

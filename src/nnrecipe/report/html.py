@@ -17,6 +17,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from ..runs import RUN_FILES, atomic_write_text, read_run_files
+from ..timing import stage_rows
 from . import plots
 from .load import ReportRun, is_cv_dir, load_run_files
 from .sections import data_section, doctor_section, evaluation_section, search_section
@@ -142,7 +143,8 @@ def reproduce_section(run: ReportRun) -> dict[str, Any]:
             "data_path": env.get("data_path"),
             "versions": env.get("versions", {}), "hardware": env.get("hardware", {}),
             "seed": run.plan["seed"] if "seed" in run.plan else None,
-            "run_dir": str(run.path.resolve())}
+            "run_dir": str(run.path.resolve()), "stages": stage_rows(env.get("stages") or {})}
+
 
 
 # ------------------------------------------------------------- cross-validation

@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from ..errors import NnrecipeError
+from ..lazy import lazy
 from ..runs import RUN_FILES, atomic_write_text, json_safe
+
+stats = lazy("scipy.stats")
 
 __all__ = ["EXPECTATIONS", "HIGHER_IS_BETTER", "paired_verdict", "append_journal",
            "read_journal", "journal_path", "JOURNAL", "DEFAULT_JOURNAL"]
