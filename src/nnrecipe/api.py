@@ -10,6 +10,8 @@ sequences; ``modality="auto"`` finds which from the source.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,13 @@ from .runs import RUN_FILES
 from .timing import recording
 from .train import make_loss
 from .train.lr_find import LRFindResult
+from .train.mlflow_tracking import (
+    MlflowWatcher,
+    log_cv,
+    log_finished_run,
+    log_tune,
+    open_experiment,
+)
 from .train.tensorboard import TensorBoardWatcher, require_tensorboard
 
 __all__ = ["Run", "compare", "cv", "diagnose", "experiment", "find_lr", "fit", "plan", "load_run",
@@ -50,10 +59,13 @@ def fit(data: Source, target: str | None = None, *, task: str = "auto",
         valid: Source | None = None, out: str | Path | None = None, progress: bool = False,
         watchers: list | None = None, auto_fix: bool = False, max_repairs: int = 3,
         preflight: bool = True, tensorboard: bool = False, modality: str = "auto",
-        pretrained: str | Path | None = None) -> Run:
+        pretrained: str | Path | None = None, mlflow: bool | str = False) -> Run:
     """Profile, plan, train (watched by the doctor), evaluate and save a network for
     ``target``; returns the Run. ``auto_fix``: repair error-level symptoms and go on.
     ``tensorboard``: also log to RUN/tensorboard/ (needs the ``tensorboard`` package).
+    ``mlflow``: also log the run to MLflow (True: MLflow's own tracking URI; a string: that
+    URI): the plan as parameters, each epoch's metrics, the test metrics, the findings, the
+    report and the model (needs the ``mlflow`` extra).
     ``modality``: auto (a folder of class subfolders: images or WAV sound; an .npz: images
     or volumes; a table with ``series.horizon`` set: a forecast), or one of table, image,
     volume, audio, text, series, sequence. ``pretrained``: a finished convnet run (or its
@@ -62,21 +74,51 @@ def fit(data: Source, target: str | None = None, *, task: str = "auto",
 
     Every check on the input happens before the run directory is created, so bad input
     leaves nothing behind."""
-    if tensorboard:
-        require_tensorboard()  # a missing package stops here, before any work
+    _check_trackers(tensorboard, mlflow)
     with recording():  # the stage timings (environment.json)
         prep = prepare(data, target, task=task, overrides=overrides, test=test, valid=valid,
                        modality=modality, pretrained=pretrained)
         call = {"data": _path(data), "target": target, "task": task, "modality": modality,
                 "overrides": prep.overrides, "test": _path(test), "valid": _path(valid),
                 "pretrained": _path(pretrained), "auto_fix": auto_fix,
-                "max_repairs": max_repairs, "preflight": preflight}
-        with new_run_dir(out, prep.name) as run_dir:
-            if tensorboard:
-                watchers = [*(watchers or []),
-                            TensorBoardWatcher(run_dir / RUN_FILES["tensorboard"])]
-            return train_and_save(prep, run_dir, progress, watchers or [], auto_fix=auto_fix,
-                                  max_repairs=max_repairs, preflight=preflight, call=call)
+                "max_repairs": max_repairs, "preflight": preflight,
+                "tensorboard": tensorboard, "mlflow": mlflow}
+        with new_run_dir(out, prep.name) as run_dir, \
+                _trackers(run_dir, call, watchers) as (all_watchers, tracker):
+            run = train_and_save(prep, run_dir, progress, all_watchers, auto_fix=auto_fix,
+                                 max_repairs=max_repairs, preflight=preflight, call=call)
+            if tracker is not None:
+                log_finished_run(run, watcher=tracker)
+            return run
+
+
+def _check_trackers(tensorboard: bool, mlflow: bool | str) -> None:
+    """A missing package or an unusable MLflow store stops here, before any work."""
+    if tensorboard:
+        require_tensorboard()
+    if mlflow:
+        open_experiment(_mlflow_uri(mlflow))
+
+
+def _mlflow_uri(mlflow: bool | str) -> str | None:
+    return None if mlflow is True else str(mlflow)
+
+
+@contextmanager
+def _trackers(run_dir: Path, call: dict[str, Any], watchers: list | None
+              ) -> Iterator[tuple[list, MlflowWatcher | None]]:
+    """The caller's watchers plus the loggers ``call`` asks for (TensorBoard, MLflow): the
+    same list, in the same order, when a run is resumed (each keeps its state in the
+    checkpoint). An MLflow run ends FAILED or KILLED when training does not finish."""
+    out = list(watchers or [])
+    if call.get("tensorboard"):
+        out.append(TensorBoardWatcher(run_dir / RUN_FILES["tensorboard"]))
+    tracker = None
+    if call.get("mlflow"):
+        tracker = MlflowWatcher(_mlflow_uri(call["mlflow"]), run_name=run_dir.name)
+        out.append(tracker)
+    with tracker if tracker is not None else nullcontext():
+        yield out, tracker
 
 
 def resume(run_dir: str | Path, data: Source | None = None, *, progress: bool = False,
@@ -86,8 +128,13 @@ def resume(run_dir: str | Path, data: Source | None = None, *, progress: bool = 
     doctor's and early stopping's state and the history are restored, so on the same
     machine the result equals the uninterrupted run's. ``data``: the same training data,
     needed only when the run was made from a DataFrame."""
-    with recording():
-        return resume_run(run_dir, data, progress=progress, watchers=watchers)
+    call = (runs.read_run_files(run_dir, require=("status",)).status or {}).get("call") or {}
+    _check_trackers(call.get("tensorboard", False), call.get("mlflow", False))
+    with recording(), _trackers(Path(run_dir), call, watchers) as (all_watchers, tracker):
+        run = resume_run(run_dir, data, progress=progress, watchers=all_watchers)
+        if tracker is not None:
+            log_finished_run(run, watcher=tracker)
+        return run
 
 
 def _path(source: Any) -> str | None:
@@ -138,13 +185,19 @@ def find_lr(data: Source, target: str | None = None, *, task: str = "auto",
 
 def cv(data: Source, target: str | None = None, *, folds: int = 5, task: str = "auto",
        overrides: dict | None = None, out: str | Path | None = None,
-       progress: bool = False, modality: str = "auto") -> dict[str, Any]:
+       progress: bool = False, modality: str = "auto", mlflow: bool | str = False
+       ) -> dict[str, Any]:
     """K-fold cross-validation: each fold held out once as the test split of a full run
     (``fold_<k>/`` in the run directory; a time series: expanding windows, each fold a
     later period); ``cv.json`` holds every fold's test metrics and their mean ± std.
     Returns that content."""
-    return crossval.cross_validate(data, target, folds=folds, task=task, overrides=overrides,
-                                   out=out, progress=progress, modality=modality)
+    _check_trackers(False, mlflow)
+    result = crossval.cross_validate(data, target, folds=folds, task=task,
+                                     overrides=overrides, out=out, progress=progress,
+                                     modality=modality)
+    if mlflow:  # a parent run with the mean ± std, a nested run per fold
+        log_cv(result, tracking_uri=_mlflow_uri(mlflow))
+    return result
 
 
 def experiment(data: Source, target: str | None = None, *, hypothesis: str,
@@ -167,7 +220,7 @@ def tune(data: Source, target: str | None = None, *, trials: int = 20,
          timeout: float | None = None, storage: str | None = None, study: str | None = None,
          workers: int = 1, space: list[str] | None = None, task: str = "auto",
          overrides: dict | None = None, out: str | Path | None = None, progress: bool = False,
-         modality: str = "auto") -> dict[str, Any]:
+         modality: str = "auto", mlflow: bool | str = False) -> dict[str, Any]:
     """Search the plan with Optuna (TPE sampler, median pruner on the per-epoch validation
     loss), then retrain the best plan like ``fit`` in the run directory.
 
@@ -176,10 +229,14 @@ def tune(data: Source, target: str | None = None, *, trials: int = 20,
     ``study.journal`` in the run directory); the same ``study`` name and storage resume a
     study. ``workers``: processes sharing the study. Writes ``tune.json`` (every trial)
     and returns its content with ``path`` and the retrained ``run``."""
-    return search_and_retrain(data, target, trials=trials, timeout=timeout, storage=storage,
-                              study=study, workers=workers, space=space, task=task,
-                              overrides=overrides, out=out, progress=progress,
-                              modality=modality)
+    _check_trackers(False, mlflow)
+    result = search_and_retrain(data, target, trials=trials, timeout=timeout, storage=storage,
+                                study=study, workers=workers, space=space, task=task,
+                                overrides=overrides, out=out, progress=progress,
+                                modality=modality)
+    if mlflow:  # the retrained best plan as the parent run, a nested run per trial
+        log_tune(result, tracking_uri=_mlflow_uri(mlflow))
+    return result
 
 
 def report(run_dir: str | Path) -> Path:

@@ -40,6 +40,7 @@ def _thread_count() -> int:
 torch = lazy("torch")
 api = lazy("nnrecipe.api", then=_threads)  # train, doctor, plan, cv, experiment, lr-find, …
 saved = lazy("nnrecipe.pipeline.saved", then=_threads)  # predict, evaluate
+exports = lazy("nnrecipe.export", then=_threads)  # export
 plans = lazy("nnrecipe.plan")  # --set values, keys
 summaries = lazy("nnrecipe.report.summary")  # the key choices and metric rows printed
 tables = lazy("nnrecipe.report.tables")  # the doctor's findings as a table
@@ -96,6 +97,14 @@ PreflightOpt = Annotated[bool, typer.Option(
     "--preflight/--no-preflight", help="Run the pre-flight checks before epoch 1.")]
 OverwriteOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Replace an existing --out file (never the command's own inputs).")]
+MlflowOpt = Annotated[bool, typer.Option(
+    "--mlflow", help="Also log to MLflow: the plan as parameters (reasons in plan.yaml), "
+    "per-epoch and test metrics, findings, report and model (needs: pip install "
+    "'nnrecipe[mlflow]'). Where: --mlflow-uri, else MLFLOW_TRACKING_URI, else MLflow's "
+    "default.")]
+MlflowUriOpt = Annotated[str | None, typer.Option(
+    "--mlflow-uri", metavar="URI", help="The MLflow tracking URI (implies --mlflow), e.g. "
+    "sqlite:///mlflow.db or http://host:5000.")]
 JournalOpt = Annotated[Path | None, typer.Option(
     "--journal", metavar="FILE", help="The experiments journal, one JSON line per experiment "
     "[default: runs/experiments.jsonl in the current directory].")]
@@ -176,6 +185,7 @@ def train(
         help="Go on with a run that was killed, interrupted (Ctrl-C) or stopped by a full "
              "disk, from RUN/checkpoints/last.pt, to the result the uninterrupted run would "
              "have had. The run's own data and options are used.", metavar="RUN")] = None,
+    mlflow: MlflowOpt = False, mlflow_uri: MlflowUriOpt = None,
 ) -> None:
     """Profile the data, plan a network (with reasons), train it under the doctor's eye,
     evaluate it against a dumb baseline, and write the run directory with report.html and
@@ -192,7 +202,8 @@ def train(
             run = api.fit(data, target, task=task, overrides=overrides, test=test,
                           valid=valid, out=out, progress=not quiet, auto_fix=auto_fix,
                           max_repairs=max_repairs, preflight=preflight,
-                          tensorboard=tensorboard, modality=modality, pretrained=pretrained)
+                          tensorboard=tensorboard, modality=modality, pretrained=pretrained,
+                          mlflow=mlflow_uri or mlflow)
     except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, the checkpoints kept
         print("nnrecipe: stopped at once (Ctrl-C); the run keeps its checkpoints: go on "
               "with nnrecipe train --resume RUN", file=sys.stderr)
@@ -272,14 +283,15 @@ def cross_validate(
                                             "series: expanding windows in time).")] = 5,
     task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
     max_epochs: EpochsOpt = None, quiet: QuietOpt = False, modality: ModalityOpt = "auto",
-    horizon: HorizonOpt = None, window: WindowOpt = None,
+    horizon: HorizonOpt = None, window: WindowOpt = None, mlflow: MlflowOpt = False,
+    mlflow_uri: MlflowUriOpt = None,
 ) -> None:
     """K-fold cross-validation: train the planned network k times, each fold held out once
     as the test split; report every fold and the mean ± std of each metric (cv.json)."""
     overrides = _overrides(set_, seed, max_epochs)
     _series_options(overrides, horizon, window)
     result = api.cv(data, target, folds=folds, task=task, overrides=overrides, out=out,
-                    progress=not quiet, modality=modality)
+                    progress=not quiet, modality=modality, mlflow=mlflow_uri or mlflow)
     if quiet:
         print(result["path"])
         return
@@ -418,7 +430,8 @@ def tune_(
              "A key fixed with --set is not searched.")] = None,
     task: TaskOpt = "auto", set_: SetOpt = None, out: OutDirOpt = None, seed: SeedOpt = None,
     max_epochs: EpochsOpt = None, quiet: QuietOpt = False, modality: ModalityOpt = "auto",
-    horizon: HorizonOpt = None, window: WindowOpt = None,
+    horizon: HorizonOpt = None, window: WindowOpt = None, mlflow: MlflowOpt = False,
+    mlflow_uri: MlflowUriOpt = None,
 ) -> None:
     """Search the plan with Optuna (TPE sampler; the median pruner stops trials whose
     validation loss trails the median), starting from the default plan, then retrain the
@@ -427,7 +440,7 @@ def tune_(
     _series_options(overrides, horizon, window)
     r = api.tune(data, target, trials=trials, timeout=timeout, storage=storage, study=study,
                  workers=workers, space=space, task=task, overrides=overrides, out=out,
-                 progress=not quiet, modality=modality)
+                 progress=not quiet, modality=modality, mlflow=mlflow_uri or mlflow)
     if quiet:
         print(r["path"])
         return
@@ -486,6 +499,26 @@ def evaluate(
     _print_metrics(evaluation, f"{_t(data.name)}:")
     if out is not None:
         atomic_write_json(out, evaluation)
+
+
+@app.command()
+def export(
+    run: RunArg,
+    format_: Annotated[str, typer.Option(
+        "--format", help="onnx (run it with onnxruntime; needs: pip install "
+        "'nnrecipe[onnx]') or torchscript (torch.jit.load).")] = "onnx",
+    out: Annotated[Path | None, typer.Option(
+        help="The file to write [default: beside the run directory, RUN.onnx or RUN.pt]; "
+             "its inputs and outputs are described in FILE.json.")] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Export a finished run for serving without nnrecipe: the network with the table's
+    imputation, scaling and category encoding (or the images' normalisation) inside the
+    graph, and a JSON sidecar naming each input column, its categories and the outputs."""
+    if out is not None:
+        _check_out(out, overwrite, runs=(run,))
+    path = exports.export_run(run, format_, out, overwrite=overwrite)
+    out_console.print(f"Wrote {_t(path)}\nInputs and outputs: {_t(exports.sidecar_path(path))}")
 
 
 @app.command()

@@ -22,8 +22,8 @@ import torch
 from ..errors import DataError
 from ..runs import atomic_write_bytes
 
-__all__ = ["ArraySet", "IMAGE_EXTENSIONS", "MAX_SIDE", "class_folder_files", "common_size",
-           "load_image_folder", "load_array_npz", "labels_to_codes", "channel_stats",
+__all__ = ["ArraySet", "IMAGE_EXTENSIONS", "MAX_SIDE", "STD_FLOOR", "class_folder_files",
+           "common_size", "load_image_folder", "load_array_npz", "labels_to_codes", "channel_stats",
            "to_tensor", "save_thumbnail_grid"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -33,7 +33,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 MAX_SIDE = 64
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 _STATS_CHUNK = 4096  # samples per step when summing, so stats never copy the whole set to float
-_STD_FLOOR = 1e-6  # a constant channel would otherwise divide by zero
+STD_FLOOR = 1e-6  # a constant channel would otherwise divide by zero
 
 
 @dataclass
@@ -283,7 +283,7 @@ def to_tensor(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> tor
     if x.dtype == np.uint8:
         t = t / 255
     m = torch.tensor(list(mean), dtype=torch.float32)
-    s = torch.tensor(list(std), dtype=torch.float32).clamp_min(_STD_FLOOR)
+    s = torch.tensor(list(std), dtype=torch.float32).clamp_min(STD_FLOOR)
     t = (t - m) / s
     return t.movedim(-1, 1).contiguous()
 

@@ -254,7 +254,7 @@ def _leak_suspects(df, target, task, kinds, skip, *, max_rows=20_000, max_groups
         if pd.api.types.is_numeric_dtype(s):
             fitted = _single_feature_tree(s, y_fit, task, max_groups)
         elif s.nunique() <= max_groups:
-            groups = s.astype(str)
+            groups = s.astype(str).where(s.notna(), "(missing)")  # NaN stays NaN in astype
             fitted = (y.astype(float).groupby(groups).transform("mean").to_numpy()
                       if task == "regression" else
                       y.astype(str).groupby(groups).transform(lambda v: v.mode().iloc[0])

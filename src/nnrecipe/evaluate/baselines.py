@@ -28,7 +28,8 @@ def baseline_metrics(task: str, target_state: dict[str, Any], y: np.ndarray,
     """Metrics of the dumb baseline on ``y`` (codes, or values in original units)."""
     x = np.zeros((len(y), 1))
     if task == "regression":
-        dummy = dummy_models.DummyRegressor(strategy="constant", constant=target_state["mean"])
+        dummy = dummy_models.DummyRegressor(strategy="constant",
+                                           constant=np.asarray([target_state["mean"]]))
         dummy.fit(np.zeros((1, 1)), [target_state["mean"]])
         return regression_metrics(y, dummy.predict(x))
     codes = np.repeat(np.arange(len(classes)), target_state["counts"])  # the training labels

@@ -32,19 +32,21 @@ import pandas as pd
 import torch
 
 from .. import runs, timing
-from ..doctor.findings import sort_findings
+from ..doctor.findings import Finding, sort_findings
 from ..errors import NnrecipeError, RunError
 from ..modalities import Inputs, Prepared
 from ..report import write_report
 from ..report.reproduce import environment
 from ..runs import RUN_FILES
 from ..timing import stage
+from ..train import History
 from ..train.checkpoint import load_checkpoint
 from .prepare import prepare
 from .saved import Run, load_run, resume_hint
 from .supervise import TrainOutcome, train_with_doctor
 
-__all__ = ["Run", "load_run", "new_run_dir", "resume_run", "train_and_save", "write_inputs"]
+__all__ = ["Run", "load_run", "new_run_dir", "resume_run", "train_and_save", "train_in_memory",
+           "write_inputs"]
 
 Source = str | Path | pd.DataFrame
 
@@ -137,17 +139,14 @@ def train_and_save(prep: Prepared, run_dir: Path, progress: bool, watchers: list
 def _finish(prep: Prepared, outcome: TrainOutcome, run_dir: Path, auto_fix: bool,
             call: dict[str, Any] | None) -> Run:
     """After training (to the end, or to a Ctrl-C): save, score, report."""
-    if not all(torch.isfinite(v).all() for v in outcome.model.state_dict().values()
-               if v.is_floating_point()):
+    if not finite_weights(outcome.model):
         _diverged(outcome, run_dir, auto_fix)
     with stage("save"):
         run = save_outcome(prep, outcome, run_dir, auto_fix)
     with stage("evaluation"):
         run.evaluation = prep.modality.score(prep, outcome.model, outcome.plan, run_dir)
     history = outcome.history
-    run.evaluation["training"] = {"epochs": len(history.epochs), "stop_reason":
-                                  history.stop_reason, "best_epoch": history.best_epoch,
-                                  "seconds": round(history.seconds, 3)}
+    run.evaluation["training"] = training_facts(history)
     with stage("save"):
         runs.atomic_write_json(run_dir / RUN_FILES["evaluation"], run.evaluation)
         env = environment(data_name=prep.name, target=prep.profile.target,
@@ -181,11 +180,44 @@ def _diverged(outcome: TrainOutcome, run_dir: Path, auto_fix: bool) -> None:
     runs.atomic_write_json(run_dir / RUN_FILES["findings"], [f.to_dict() for f in findings])
     if auto_fix:
         runs.atomic_write_json(run_dir / RUN_FILES["repairs"], outcome.repairs)
+    raise Diverged(f"{diverged_words(findings)}; see {run_dir / RUN_FILES['findings']} and "
+                   "try a lower optimizer.lr or --auto-fix")
+
+
+def diverged_words(findings: list[Finding]) -> str:
     worst = next((f for f in findings if f.severity == "error"), None)
     why = f"; the doctor says: {worst.title} ({worst.code})" if worst else ""
-    raise Diverged(f"training diverged: no epoch ended with finite weights, so there is "
-                   f"nothing to evaluate{why}; see {run_dir / RUN_FILES['findings']} and try "
-                   "a lower optimizer.lr or --auto-fix")
+    return f"training diverged: no epoch ended with finite weights, so there is nothing to " \
+           f"evaluate{why}"
+
+
+def finite_weights(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in model.state_dict().values()
+               if v.is_floating_point())
+
+
+def training_facts(history: History) -> dict[str, Any]:
+    """evaluation.json's ``training``: how the training went, in a few numbers."""
+    return {"epochs": len(history.epochs), "stop_reason": history.stop_reason,
+            "best_epoch": history.best_epoch, "seconds": round(history.seconds, 3)}
+
+
+def train_in_memory(prep: Prepared, *, progress: bool = False, watchers: list | None = None,
+                    auto_fix: bool = False, max_repairs: int = 3,
+                    preflight: bool = True) -> Run:
+    """The steps of ``train`` with no file written: training under the doctor, then the
+    test split scored (the scikit-learn estimators' path). Diverged: no finite weights."""
+    outcome = train_with_doctor(prep, prep.modality.inputs(prep), run_dir=None,
+                                progress=progress, watchers=watchers or [], auto_fix=auto_fix,
+                                max_repairs=max_repairs, preflight=preflight)
+    findings = sort_findings(outcome.findings)
+    if not finite_weights(outcome.model):
+        raise Diverged(f"{diverged_words(findings)}; try a lower optimizer.lr or auto_fix")
+    outcome.model.eval()
+    evaluation = prep.modality.score(prep, outcome.model, outcome.plan, None)
+    evaluation["training"] = training_facts(outcome.history)
+    return Run(outcome.plan, prep.profile, prep.preprocessor, outcome.model, outcome.history,
+               evaluation, path=None, findings=findings, repairs=outcome.repairs)
 
 
 class Diverged(RunError):

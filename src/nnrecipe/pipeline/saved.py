@@ -19,12 +19,15 @@ from .. import modalities, runs
 from ..data.profile import DataProfile
 from ..doctor.findings import Finding
 from ..errors import RunError
+from ..lazy import lazy
 from ..modalities import Modality
 from ..plan.schema import Plan
 from ..runs import RUN_FILES
 from ..train import History
 
 __all__ = ["Run", "load_run", "resume_hint"]
+
+notebook = lazy("nnrecipe.report.notebook")  # the card Jupyter shows (Run._repr_html_)
 
 Source = str | Path | pd.DataFrame
 
@@ -56,6 +59,11 @@ class Run:
         """A ``prediction`` column, plus ``proba_<class>`` columns for a classifier. Images,
         sound and text: also ``name`` (the file or row); a forecast: the next values."""
         return self.modality.predict(self, data)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view of a run: the summary card, the test metrics and the learning
+        curve (drawn on demand: loading a run for ``predict`` never imports matplotlib)."""
+        return notebook.run_card(self)
 
     def evaluate(self, data: Source) -> dict[str, Any]:
         """Metrics on labelled data, beside the dumb baseline (evaluation.json's layout)."""

@@ -270,6 +270,9 @@ class Plan:
         self._decisions = MappingProxyType(dict(decisions))
         self._derived = MappingProxyType(dict(derived))
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickle and deepcopy (read-only views cannot)
+        return (Plan, (dict(self._decisions), dict(self._derived)))
+
     @property
     def decisions(self) -> Mapping[str, Decision]:
         return self._decisions

@@ -44,8 +44,8 @@ __all__ = ["History", "fit", "predict_batches"]
 EVAL_CHUNK = 65_536  # rows per forward pass when evaluating: bounds memory on big splits
 #: seconds between the files written after an epoch (metrics.jsonl, last.pt, best.pt): a
 #: short epoch is not slowed by writing them every time (three fsync'd files took 17 ms,
-#: a third of a 50 ms epoch), and a crash loses at most this much work. The last epoch,
-#: a stop and Ctrl-C always write them.
+#: a third of a 50 ms epoch), and a crash loses at most this much work. The first and the
+#: last epoch, a stop and Ctrl-C always write them.
 EPOCH_SAVE_GAP = 2.0
 
 
@@ -306,7 +306,7 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                 w.on_epoch_end(state)
             if run_dir is not None:  # after the watchers: the checkpoint holds what they saw
                 lines.append(json.dumps(json_safe(logs)))  # NaN → null
-                if (state.stop_reason or epoch == max_epochs
+                if (state.stop_reason or epoch in (first_epoch, max_epochs)
                         or time.perf_counter() - t_saved >= gap):
                     save(epoch, None)
             bar.epoch(logs)
