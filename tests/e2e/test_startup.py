@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_frame, run_cli, write_csv
+from nnrecipe.plan import KEYS
 
 HEAVY = ("torch", "sklearn", "pandas", "numpy", "matplotlib", "scipy", "optuna", "cleanlab",
          "jinja2")
@@ -94,3 +95,11 @@ def test_a_run_records_where_its_time_went(verbose_run):
         assert name in stdout
     page = (run / "report.html").read_text()
     assert 'id="stages"' in page and "preflight" in page and "epochs" in page
+
+
+def test_keys_lists_every_plan_key_with_its_values(tmp_path):
+    done = run_cli("keys", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for key in KEYS:
+        assert key in done.stdout
+    assert KEYS["optimizer.name"].describe().split(",")[0] in done.stdout
