@@ -43,6 +43,9 @@ def test_stage_rows_give_shares_and_the_time_no_stage_claims():
         ("imports", 1.0, "25%"), ("epochs", 2.0, "50%"), ("other", 1.0, "25%"),
         ("total", 4.0, "")]
     assert rows[0]["what"] == timing.STAGES["imports"]
+    without_total = timing.stage_rows({"imports": 1.0, "epochs": 3.0})
+    assert [(r["name"], r["share"]) for r in without_total] == [("imports", "25%"),
+                                                                 ("epochs", "75%")]
 
 
 def test_a_lazy_module_loads_on_first_use_and_times_it_as_an_import():
@@ -71,9 +74,13 @@ def test_import_nnrecipe_loads_no_heavy_library_and_serves_every_public_name():
         nnrecipe.no_such_name  # noqa: B018
 
 
-def test_nnrecipe_plan_stays_the_function_after_its_subpackage_is_imported():
+def test_plan_and_tune_stay_the_functions_after_their_subpackages_are_imported():
     import nnrecipe.plan.schema  # noqa: F401 (binds the subpackage on the package)
-    from nnrecipe.api import plan
+    import nnrecipe.tune.search  # noqa: F401
+    from nnrecipe.api import plan, tune
     from nnrecipe.plan import Plan
 
     assert nnrecipe.plan is plan and Plan.__module__ == "nnrecipe.plan.schema"
+    assert nnrecipe.tune is tune
+    for name in nnrecipe.__all__:  # no other public name is shadowed by a module
+        assert not isinstance(getattr(nnrecipe, name), type(nnrecipe)), name

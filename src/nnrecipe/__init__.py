@@ -41,20 +41,25 @@ __version__ = "0.1.0"
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES)
 
 
+def _function_over_subpackage(name: str) -> property:
+    """``nnrecipe.<name>`` stays the API function although a subpackage has the same name:
+    the import system binds each subpackage on its parent when it is imported, and that
+    binding is dropped (``from nnrecipe.<name> import X`` still finds the subpackage)."""
+
+    def get(package: ModuleType) -> Any:
+        function = vars(package).get(f"_api_{name}")
+        return function if function is not None else __getattr__(name)
+
+    def set_(package: ModuleType, value: Any) -> None:
+        if not isinstance(value, ModuleType):
+            vars(package)[f"_api_{name}"] = value
+
+    return property(get, set_)
+
+
 class _Package(ModuleType):
-    """``nnrecipe.plan`` is the API function, although a subpackage has the same name: the
-    import system binds each subpackage on its parent when it is imported, and for this
-    one the binding is ignored (``from nnrecipe.plan import Plan`` still finds it)."""
-
-    @property
-    def plan(self) -> Any:
-        function = vars(self).get("_plan_function")
-        return function if function is not None else __getattr__("plan")
-
-    @plan.setter
-    def plan(self, value: Any) -> None:
-        if not isinstance(value, ModuleType):  # the subpackage's binding is dropped
-            vars(self)["_plan_function"] = value
+    plan = _function_over_subpackage("plan")  # nnrecipe/plan/
+    tune = _function_over_subpackage("tune")  # nnrecipe/tune/
 
 
 sys.modules[__name__].__class__ = _Package

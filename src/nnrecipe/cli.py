@@ -20,9 +20,11 @@ from .runs import atomic_write_json, atomic_write_text, read_run_files
 
 
 def _threads(_: Any) -> None:
-    """One intra-op thread by default (NNRECIPE_THREADS to change it): the tabular networks
-    nnrecipe trains are small, so extra threads only spin; on a busy 2-core machine a
-    second thread made a breast-cancer run 10x slower (measured: 45.9 s against 4.5 s)."""
+    """One intra-op thread by default (NNRECIPE_THREADS to change it) for everything a
+    command does; training uses the plan's ``train.threads`` (NNRECIPE_THREADS, when set,
+    becomes that key unless --set gives it). The networks nnrecipe trains are small, so
+    extra threads only spin; on a busy 2-core machine a second thread made a breast-cancer
+    run 10x slower (measured: 45.9 s against 4.5 s)."""
     torch.set_num_threads(_thread_count())
 
 
@@ -149,6 +151,8 @@ def _resolved(path: Path) -> Path:
 
 def _overrides(set_: list[str] | None, seed: int | None, max_epochs: int | None) -> dict:
     o: dict[str, Any] = dict(plans.parse_set_options(set_))
+    if "NNRECIPE_THREADS" in os.environ and "train.threads" not in o:
+        o["train.threads"] = _thread_count()  # the plan's threads, unless --set gives them
     if seed is not None:
         o["seed"] = seed
     if max_epochs is not None:

@@ -162,11 +162,14 @@ def _write_error(path: Path, e: OSError) -> WriteError:
     return WriteError(f"cannot write {path}: {reason}", e.errno, str(path))
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary sibling renamed into place. The new
     file gets the usual permissions (0o666 less the process umask). A failed write leaves
     no temporary file and the old file at ``path`` as it was; an :class:`OSError` (disk
-    full, read-only, no permission) becomes a :class:`WriteError`, one line."""
+    full, read-only, no permission) becomes a :class:`WriteError`, one line. ``durable``:
+    flush the data to the disk before the rename (fsync); without it a reader still never
+    sees a partial file, but a power cut may keep the previous version (for files rewritten
+    often whose content a checkpoint also holds, such as metrics.jsonl)."""
     path = Path(path)
     try:
         if path.is_dir():  # os.replace cannot put a file over a directory
@@ -178,8 +181,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
@@ -201,8 +205,8 @@ def _create_temp(path: Path) -> tuple[Path, int]:
     raise RunError(f"could not create a temporary file beside {path}")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

@@ -95,13 +95,15 @@ def stage(name: str) -> Iterator[None]:
 
 
 def stage_rows(stages: dict[str, float]) -> list[dict[str, Any]]:
-    """environment.json's stage timings as rows, with each one's share of the total; the
-    time no stage claims (start-up, the steps between stages) as "other". The report is
-    written while its own stage runs, so a fresh report lists the stages before it."""
+    """environment.json's stage timings as rows, with each one's share of the total and
+    the time no stage claims (start-up, the steps between stages) as "other". Without a
+    ``total``, the shares are of the stages' sum (the report shows the stages before its
+    own, so that a report rebuilt later is the same page)."""
     total = stages.get("total")
     timed = {k: v for k, v in stages.items() if k != "total"}
+    whole = total or sum(timed.values())
     rows = [{"name": k, "seconds": v, "what": STAGES.get(k, ""),
-             "share": f"{v / total:.0%}" if total else ""} for k, v in timed.items()]
+             "share": f"{v / whole:.0%}" if whole else ""} for k, v in timed.items()]
     if total:
         rest = max(0.0, total - sum(timed.values()))
         rows += [{"name": "other", "seconds": rest, "share": f"{rest / total:.0%}",

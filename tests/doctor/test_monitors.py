@@ -155,13 +155,22 @@ def test_deep_sigmoid_network_with_tiny_weights_has_vanishing_gradients(plan_for
     assert first(mon, "slow_convergence").epoch == 6
 
 
-def test_tanh_with_large_initial_weights_saturates(plan_for):
-    plan = plan_for(epochs=3, **{"model.activation": "tanh", "model.init_scale": 10.0,
+@pytest.mark.parametrize("scale", [3.0, 5.0])
+def test_tanh_with_initial_weights_a_few_times_too_large_saturates(plan_for, scale):
+    plan = plan_for(epochs=3, **{"model.activation": "tanh", "model.init_scale": scale,
                                  "model.batchnorm": False, "model.hidden_layers": 3})
     mon, _, _ = train(plan)
     f = first(mon, "saturated_activations")
-    assert f.epoch == 1 and f.step == 3 and f.evidence["saturated_share"] > 0.5
+    assert f.epoch == 1 and f.step == 3 and f.evidence["saturated_share"] > 1 / 3
     assert f.fix["model.init_scale"] == 1.0
+
+
+def test_a_healthy_tanh_network_keeps_most_outputs_off_the_ends(plan_for):
+    plan = plan_for(epochs=20, **{"model.activation": "tanh", "model.init": "glorot_normal",
+                                  "model.batchnorm": False, "model.hidden_layers": 3})
+    mon, _, _ = train(plan)
+    shares = [max(s.saturation_share.values()) for s in mon.samples]
+    assert max(shares) < 0.3 and "saturated_activations" not in {f.code for f in mon.findings}
 
 
 def test_relu_with_a_large_negative_bias_is_dead(plan_for):

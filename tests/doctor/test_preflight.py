@@ -281,3 +281,69 @@ def test_a_planned_mlp_and_its_optimizer(table, profile_of, init, expected):
         assert found == {}
     else:
         assert found["no_gradient"].fix == {"model.init": "auto"}
+
+
+# ------------------------------------------------- duplicate inputs with different labels
+
+def _duplicates(task, n=384, seed=0):
+    """Three binary features: 8 distinct inputs, so a 16-row batch is all repeats; the
+    label follows the first feature 80% of the time, so identical rows disagree."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 2, (n, 3), generator=g).float()
+    p = torch.where(x[:, 0] > 0, 0.8, 0.2)
+    if task == "binary":
+        return x, torch.bernoulli(p, generator=g).reshape(-1, 1), nn.BCEWithLogitsLoss(), 1
+    if task == "multiclass":
+        y = torch.bernoulli(p, generator=g).long() + 2 * x[:, 1].long()
+        return x, y, nn.CrossEntropyLoss(), 4
+    return x, (x[:, 0] + torch.randn(n, generator=g)).reshape(-1, 1), nn.MSELoss(), 1
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_conflicting_duplicates_reach_their_floor_and_are_not_a_failure(task):
+    """The loss of identical rows with different labels cannot reach zero: a network that
+    gets to the label entropy (or the within-group variance) has memorised the batch."""
+    x, y, loss_fn, out = _duplicates(task)
+    torch.manual_seed(0)
+    assert run_preflight(_mlp(d=3, out=out), loss_fn, _adam(), x, y) == []
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_conflicting_duplicates_still_fail_when_the_loss_stays_above_the_floor(task):
+    x, y, loss_fn, out = _duplicates(task)
+    torch.manual_seed(0)
+    f = next(f for f in run_preflight(_mlp(d=3, out=out), loss_fn, _adam(), x, y, lr=1e-9)
+             if f.code == "cannot_overfit_batch")
+    low = f.evidence["lowest_possible_loss"]
+    assert f.severity == "error" and f.evidence["duplicate_input_rows"] == 16
+    assert 0.3 < low < f.evidence["final_loss"] and f"{low:.4g}" in f.explanation
+    # the floor by hand: the batch's label entropy per group of identical inputs
+    rows = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:16]
+    xs, ys = x[rows], y[rows]
+    keys = [tuple(r.tolist()) for r in xs]
+    total = 0.0
+    for k in set(keys):
+        group = ys[[i for i, kk in enumerate(keys) if kk == k]].double()
+        if task == "regression":
+            total += ((group - group.mean()) ** 2).sum().item()
+        else:
+            codes = group.reshape(-1)
+            for c in codes.unique():
+                p = (codes == c).double().mean().item()
+                total -= len(codes) * p * math.log(p)
+    assert low == pytest.approx(total / 16, rel=1e-3)
+
+
+def test_the_floor_decides_whether_a_stalled_loss_is_memorised():
+    stalled = dict(expected_loss=0.69, overfit_rows=16, overfit_steps=200,
+                   overfit=[(1e-3, 0.70, 0.46), (1e-2, 0.70, 0.455)])
+    f = cannot_overfit_batch(PreflightEvidence(**stalled))  # no duplicates: a real stall
+    assert f is not None and f.evidence["lowest_possible_loss"] == 0
+    assert cannot_overfit_batch(PreflightEvidence(**stalled, overfit_floor=0.449,
+                                                  overfit_duplicates=16)) is None
+    # well above the floor: still reported, with the floor in the evidence
+    high = dict(stalled, overfit=[(1e-3, 0.70, 0.62), (1e-2, 0.70, 0.60)])
+    f = cannot_overfit_batch(PreflightEvidence(**high, overfit_floor=0.449,
+                                               overfit_duplicates=16))
+    assert f.evidence["lowest_possible_loss"] == 0.449
+    assert f.evidence["ratio"] == pytest.approx((0.60 - 0.449) / (0.70 - 0.449), rel=1e-3)

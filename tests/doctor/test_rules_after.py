@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
+from test_rules_live import OVERFIT0_TRAIN, OVERFIT0_VAL, OVERFIT_TRAIN, OVERFIT_VAL
 
 from nnrecipe.doctor.rules.after import (
     RULES,
@@ -44,7 +45,7 @@ def test_validation_rising_while_training_falls_is_overfitting():
     val = [0.68, 0.52, 0.45, 0.47, 0.52, 0.58, 0.66]
     f = overfitting(_ev(train, val))
     assert f.code == "overfitting" and f.severity == "warning"
-    assert f.epoch == f.evidence["best_epoch"] == 3
+    assert f.epoch == f.evidence["best_epoch"] == f.evidence["parting_epoch"] == 3
     assert f.evidence["val_rise"] == pytest.approx(0.21)
     assert f.evidence["gap"] == pytest.approx(0.56)
     assert f.fix == {"model.dropout": 0.3, "optimizer.weight_decay": 1e-4}
@@ -70,6 +71,19 @@ def test_jitter_or_a_late_best_is_not_overfitting(val):
 def test_both_losses_rising_is_not_overfitting():
     train = [0.69, 0.50, 0.45, 0.50, 0.60, 0.70, 0.80]  # diverging, not memorising
     assert overfitting(_ev(train, [0.68, 0.52, 0.45, 0.50, 0.60, 0.70, 0.80])) is None
+
+
+def test_a_big_network_on_few_noisy_rows_is_overfitting_with_the_parting_epoch():
+    """The live rules' overfitting curves (a 4 x 512 network, no dropout, no early stopping,
+    150 noisy rows), which the live rules used to call divergence or oscillation."""
+    f = overfitting(_ev(OVERFIT_TRAIN, OVERFIT_VAL, n_val=23, metric=None))
+    assert f.code == "overfitting" and f.evidence["best_epoch"] == 4
+    assert f.evidence["parting_epoch"] == 4 and f.evidence["final_train_loss"] == 0.142
+    assert f.evidence["gap"] == pytest.approx(0.816)
+    # a lucky epoch (0.256 between 0.409 and 0.404) is the best, but the curves part earlier
+    f = overfitting(_ev(OVERFIT0_TRAIN, OVERFIT0_VAL, n_val=23, metric=None))
+    assert f.evidence["best_epoch"] == 4 and f.evidence["parting_epoch"] == 3
+    assert "part at about epoch 3" in f.explanation
 
 
 # ----------------------------------------------------------------------- underfitting

@@ -132,9 +132,10 @@ def test_dead_relu_reports_the_first_dead_layer_and_counts_the_rest():
     assert f.layer == "a" and f.evidence["layers_affected"] == 2
 
 
-def test_saturated_activations_over_half():
-    assert live.saturated_activations(step(saturation_share={"t": 0.4})) is None
-    f = live.saturated_activations(step(saturation_share={"t1": 0.2, "t2": 0.8}))
+def test_saturated_activations_over_a_third_of_the_outputs():
+    # 26%: the most a healthy Glorot-initialised tanh layer (with dropout) reached
+    assert live.saturated_activations(step(saturation_share={"t": 0.26})) is None
+    f = live.saturated_activations(step(saturation_share={"t1": 0.2, "t2": 0.4}))
     assert f.code == "saturated_activations" and f.severity == "warning" and f.layer == "t2"
     assert f.fix["model.activation"] == "relu"
 
@@ -158,9 +159,13 @@ def test_loss_divergence_on_a_blowup_above_the_start():
 
 
 def test_loss_divergence_on_a_steady_rise_of_train_and_validation_loss():
-    train = [0.7, 0.4, 0.3, 0.35, 0.42, 0.5]
-    assert live.loss_divergence(hist(train, [0.7, 0.45, 0.35, 0.4, 0.5, 0.6])).epoch == 6
-    assert live.loss_divergence(hist(train)).epoch == 6
+    train = [0.7, 0.4, 0.3, 0.35, 0.42, 0.5, 0.6]
+    val = [0.7, 0.45, 0.35, 0.4, 0.5, 0.6, 0.7]
+    f = live.loss_divergence(hist(train, val))
+    assert f.epoch == 7 and f.evidence["trigger"] == "sustained_rise"
+    assert live.loss_divergence(hist(train)).epoch == 7
+    # one epoch over 1.5 times the best is not yet held high: wait for the next
+    assert live.loss_divergence(hist(train[:6], val[:6])) is None
     # training loss falling while validation rises is overfitting, not divergence
     assert live.loss_divergence(hist([0.7, 0.4, 0.3, 0.2, 0.1], [0.6, 0.5, 0.55, 0.6, 0.7])) \
         is None
@@ -171,12 +176,17 @@ def test_loss_divergence_on_a_steady_rise_of_train_and_validation_loss():
 
 def test_loss_oscillation_on_the_validation_loss():
     val = [0.3, 0.14, 0.25, 0.12, 0.3, 0.15, 0.26]
-    f = live.loss_oscillation(hist([0.5] * 7, val, val_metric=[0.9, 0.97, 0.9, 0.98, 0.85,
-                                                               0.95, 0.9],
+    train = [0.5, 0.3, 0.45, 0.28, 0.5, 0.3, 0.45]  # the training loss jumps up as well
+    f = live.loss_oscillation(hist(train, val, val_metric=[0.9, 0.97, 0.9, 0.98, 0.85,
+                                                           0.95, 0.9],
                                    metric_name="accuracy"))
     assert f.code == "loss_oscillation" and f.evidence["series"] == "val_loss"
     assert f.evidence["flips"] >= 2 and f.evidence["val_accuracy_range"] == pytest.approx(0.13)
+    assert f.evidence["train_jump"] == pytest.approx(0.22)  # 0.28 to 0.5
+    assert f.evidence["train_gained"] == pytest.approx(0.42)  # 0.7 at the first step to 0.28
     assert f.fix == {"optimizer.lr": 0.00333}
+    # the validation loss swinging while the training loss stays put is not overshooting
+    assert live.loss_oscillation(hist([0.5] * 7, val)) is None
     # the same swings in the training loss alone do not count when validation is smooth
     assert live.loss_oscillation(hist(val, HEALTHY_VAL[:7])) is None
 
@@ -193,6 +203,48 @@ def test_loss_oscillation_falls_back_to_the_training_loss_without_validation():
         is None
     assert live.loss_oscillation(hist([0.003, 0.001, 0.004, 0.001, 0.003, 0.001, 0.002],
                                       initial_loss=None, baseline_loss=None)) is not None
+
+
+# A 4 x 512 network, no dropout, no early stopping, on 150 noisy rows (make_classification,
+# flip_y=0.2, random_state=2): the training loss falls (with one noisy epoch, 21) while the
+# validation loss climbs from epoch 4. Before the fix: loss_divergence at epoch 21.
+OVERFIT_TRAIN = [
+    0.736, 0.424, 0.48, 0.322, 0.329, 0.364, 0.292, 0.28, 0.241, 0.241, 0.275, 0.224, 0.21,
+    0.184, 0.2, 0.255, 0.235, 0.168, 0.203, 0.239, 0.584, 0.366, 0.241, 0.183, 0.251, 0.204,
+    0.211, 0.162, 0.238, 0.215, 0.23, 0.279, 0.166, 0.258, 0.193, 0.188, 0.265, 0.197, 0.233,
+    0.32, 0.156, 0.262, 0.173, 0.204, 0.152, 0.093, 0.14, 0.125, 0.229, 0.202, 0.196, 0.141,
+    0.343, 0.271, 0.155, 0.302, 0.25, 0.113, 0.257, 0.142]
+OVERFIT_VAL = [
+    0.656, 0.685, 0.491, 0.472, 0.673, 0.819, 0.837, 0.623, 0.605, 0.645, 0.595, 0.718, 0.808,
+    0.668, 0.685, 0.741, 0.808, 0.879, 0.787, 0.705, 0.975, 0.806, 0.683, 0.801, 0.89, 0.853,
+    0.765, 1.021, 1.14, 1.082, 0.76, 0.889, 0.923, 1.14, 0.943, 0.924, 0.885, 0.988, 0.982,
+    0.986, 0.895, 0.943, 0.759, 0.865, 0.893, 0.817, 0.855, 0.852, 0.817, 1.024, 0.791, 0.827,
+    0.978, 0.911, 0.756, 1.189, 1.273, 0.899, 0.959, 0.958]
+# The same network on another draw (random_state=0): validation swings by 30-80% from epoch
+# to epoch; before the fix, loss_oscillation from epoch 7.
+OVERFIT0_TRAIN = [
+    0.959, 0.616, 0.528, 0.524, 0.5, 0.523, 0.501, 0.482, 0.351, 0.394, 0.45, 0.394, 0.47,
+    0.293, 0.399, 0.346, 0.367, 0.3, 0.366, 0.349, 0.296, 0.326, 0.337, 0.255, 0.37, 0.357,
+    0.419, 0.454, 0.378, 0.338, 0.282, 0.324, 0.318, 0.296, 0.189, 0.229, 0.297, 0.319, 0.263,
+    0.283, 0.276, 0.333, 0.295, 0.324, 0.31, 0.31, 0.33, 0.239, 0.259, 0.378, 0.176, 0.315,
+    0.214, 0.204, 0.183, 0.328, 0.294, 0.186, 0.226, 0.253]
+OVERFIT0_VAL = [
+    0.528, 0.284, 0.409, 0.256, 0.404, 0.348, 0.509, 0.459, 0.471, 0.498, 0.468, 0.339, 0.565,
+    0.465, 0.397, 0.346, 0.415, 0.46, 0.312, 0.427, 0.733, 0.617, 0.411, 0.537, 0.682, 0.688,
+    0.577, 0.532, 0.65, 0.491, 0.565, 0.453, 0.672, 0.801, 0.546, 0.636, 0.616, 0.598, 0.605,
+    0.443, 0.585, 0.597, 0.44, 0.561, 0.798, 0.785, 0.479, 0.75, 0.844, 0.595, 0.52, 0.494,
+    0.549, 0.512, 0.487, 0.568, 0.633, 0.77, 0.675, 0.675]
+
+
+@pytest.mark.parametrize("train,val,start", [(OVERFIT_TRAIN, OVERFIT_VAL, 0.91),
+                                             (OVERFIT0_TRAIN, OVERFIT0_VAL, 0.96)])
+def test_an_overfitting_network_is_neither_diverging_nor_oscillating(train, val, start):
+    """Validation rising while training falls is overfitting (the after-training rule);
+    the live rules judge the training loss, which an overfitting network keeps low."""
+    for n in range(1, len(train) + 1):
+        ev = hist(train[:n], val[:n], initial_loss=start)
+        assert live.loss_divergence(ev) is None, n
+        assert live.loss_oscillation(ev) is None, n
 
 
 def test_slow_convergence_when_the_loss_has_not_moved_from_the_start():

@@ -1,6 +1,7 @@
-"""Short epochs are not slowed by writing files after each one: metrics.jsonl, last.pt and
-best.pt are written at most every EPOCH_SAVE_GAP seconds, and always after the first and
-the last epoch, so a finished run's files are complete and agree with its history."""
+"""Short epochs are not slowed by writing checkpoints after each one: last.pt and best.pt
+are written at most every EPOCH_SAVE_GAP seconds, and always after the first and the last
+epoch, so a finished run's files are complete and agree with its history; metrics.jsonl
+follows every epoch (live progress)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 
 from nnrecipe.plan import make_plan
-from nnrecipe.train import fit, loop, make_loss
+from nnrecipe.train import Watcher, fit, loop, make_loss
 from nnrecipe.train.checkpoint import load_checkpoint
 
 
@@ -28,9 +29,20 @@ def _train(profile_of, table, run_dir, monkeypatch, gap):
     y = (x[:, 0] > 0).float().reshape(-1, 1)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    seen = _MetricsLines(run_dir)
     history = fit(model, plan, (x, y), (x[:60], y[:60]), loss_fn=make_loss("bce"),
-                  run_dir=run_dir, progress=False)
-    return history, writes
+                  run_dir=run_dir, progress=False, watchers=[seen])
+    assert seen.counts == list(range(8))  # metrics.jsonl follows every epoch (the one
+    return history, writes                 # ending is written after the watchers)
+
+
+class _MetricsLines(Watcher):
+    def __init__(self, run_dir):
+        self.path, self.counts = run_dir / "metrics.jsonl", []
+
+    def on_epoch_end(self, state):
+        self.counts.append(len(self.path.read_text().splitlines()) if self.path.exists()
+                           else 0)
 
 
 def test_a_short_run_writes_its_files_once_and_completely(profile_of, table, tmp_path,

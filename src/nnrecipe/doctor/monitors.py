@@ -12,7 +12,8 @@ Every ``sample_every`` steps (and on the first ``first_steps`` steps) it measure
   zero for every row of the batch (dim 0 is taken as the batch; counted only for batches of
   at least ``MIN_ROWS_FOR_DEAD`` rows, 0 below). Leaky/parametric ReLU,
   ELU, SELU and GELU are never exactly zero, so they cannot die and are not measured;
-* per ``nn.Sigmoid``/``nn.Tanh`` module: the share of inputs with ``|x| >= 5``.
+* per ``nn.Sigmoid``/``nn.Tanh`` module: the share of outputs at an end of the range
+  (tanh ``|y| >= 0.99``, sigmoid ``y <= 0.01`` or ``>= 0.99``).
 
 Activation modules registered after the last weight layer are taken as the output
 activation and skipped: a confident classifier's output is meant to saturate. Activations
@@ -143,11 +144,20 @@ class LiveMonitor(Watcher):
     def after_step(self, state: TrainState) -> None:
         if not self._armed:
             return
+        self._disarm()
+        self.observe(self._evidence(state), state)
+
+    def skipped_step(self, state: TrainState) -> None:
+        """fp16's scaler skipped the step (overflowed gradients): nothing to judge; the
+        activation hooks armed for it come off, and the next step arms them again."""
+        if self._armed:
+            self._disarm()
+
+    def _disarm(self) -> None:
         self._armed = False
         for h in self._handles:
             h.remove()
         self._handles = []
-        self.observe(self._evidence(state), state)
 
     def observe(self, ev: StepEvidence, state: TrainState | None = None) -> list[Finding]:
         """Judge one sample: run the step rules, keep the streaks, report what persisted.
@@ -210,10 +220,12 @@ class LiveMonitor(Watcher):
         self._acts.setdefault(name, []).append(torch.stack([zero.float().mean(), dead]))
 
     def _saturation_hook(self, name: str, module: nn.Module, inputs: Any, output: Any) -> None:
-        x = inputs[0] if inputs else None
-        if not isinstance(x, torch.Tensor) or x.numel() == 0:
+        if not isinstance(output, torch.Tensor) or output.numel() == 0:
             return
-        share = (x.detach().abs() >= SATURATION_AT).float().mean()
+        y = output.detach()
+        if isinstance(module, nn.Sigmoid):
+            y = 2 * y - 1  # onto tanh's range [-1, 1]
+        share = (y.abs() >= 1 - 2 * SATURATION_AT).float().mean()
         self._acts.setdefault(name, []).append(share.reshape(1))
 
     @torch.no_grad()

@@ -5,7 +5,9 @@ The debugging recipe, run by machine on throwaway copies of the network:
     1. the loss at initialisation is near what a network that knows nothing scores
     2. every trainable parameter gets a finite, non-zero gradient
     3. the network can memorise a tiny batch (dropout off, the caller's learning rate,
-       then once more at ten times that rate, or a tenth if the loss rose)
+       then once more at ten times that rate, or a tenth if the loss rose), judged against
+       the lowest loss that batch allows: identical inputs with different labels cannot
+       all be fitted, so "memorised" means near that floor, not near zero
     4. trained briefly on the real inputs, it beats the same network trained on zeroed
        inputs on rows it has not seen (otherwise it does not use the inputs)
 
@@ -59,6 +61,8 @@ class PreflightEvidence:
     overfit_rows: int = 0
     overfit_steps: int = 0
     overfit: list[tuple[float, float, float]] = field(default_factory=list)
+    overfit_floor: float = 0.0     # the lowest loss the batch allows (identical inputs)
+    overfit_duplicates: int = 0    # rows of the batch whose input another row repeats
     # 4. real inputs against zeroed inputs, loss on held-out rows
     signal_steps: int = 0
     n_holdout: int = 0
@@ -171,13 +175,23 @@ def no_gradient(ev: PreflightEvidence) -> Finding | None:
 
 def cannot_overfit_batch(ev: PreflightEvidence, *, max_final_ratio: float = FIT_RATIO,
                          floor: float = FIT_FLOOR, min_lr: float = 1e-5) -> Finding | None:
-    """The tiny batch's loss did not get under ``max_final_ratio`` of where it started (nor
-    under ``floor``), or it rose at the caller's rate. A working network memorises 16 rows in
-    a couple of hundred steps; the retry at ten times the rate keeps a merely slow rate from
-    raising the alarm, while a rate at which the loss rises is reported either way."""
+    """The tiny batch's loss did not get under ``max_final_ratio`` of the way from the
+    lowest loss the batch allows to where it started (nor within ``floor`` of that lowest
+    loss), or it rose at the caller's rate. A working network memorises 16 rows in a couple
+    of hundred steps (Karpathy 2019, "overfit one batch"); the retry at ten times the rate
+    keeps a merely slow rate from raising the alarm, while a rate at which the loss rises is
+    reported either way.
+
+    The lowest loss is zero unless rows with identical inputs carry different targets: no
+    network tells them apart, so the best it can do is the label distribution within each
+    group of identical inputs, whose cross-entropy is that distribution's entropy (BCE: the
+    binary entropy per output), or the group mean, whose squared error is the within-group
+    variance (MSE). A table with conflicting duplicates reaches that floor, not zero, and
+    is not a network that cannot learn."""
     if not ev.overfit:
         return None
-    memorised = [_memorised(a, b, ev.expected_loss, max_final_ratio, floor)
+    low = ev.overfit_floor
+    memorised = [_memorised(a, b, ev.expected_loss, max_final_ratio, floor, low)
                  for _, a, b in ev.overfit]
     base_lr, first_initial, first_final = ev.overfit[0]
     diverged = not memorised[0] and _rose(first_initial, first_final)
@@ -191,21 +205,28 @@ def cannot_overfit_batch(ev: PreflightEvidence, *, max_final_ratio: float = FIT_
     elif base_lr < min_lr:
         fix = {"optimizer.lr": 1e-3, "model.init": "auto"}
         cause = f"a learning rate of {base_lr:.3g} barely moves the weights"
-    elif final > 0.9 * initial:
+    elif final - low > 0.9 * (initial - low):
         fix, cause = {"model.init": "auto"}, "the loss barely moved: look at the gradients first"
     else:
         fix = {"model.init": "auto"}
         cause = "the loss fell but stalled: too little capacity, or a bug between data and loss"
+    floor_words = "" if low <= 0 else (
+        f" ({ev.overfit_duplicates} of the rows repeat another row's inputs with a different "
+        f"target, so the lowest loss this batch allows is {low:.4g}, not zero)")
     return make_finding(
         "cannot_overfit_batch",
-        {"initial_loss": initial, "final_loss": final, "ratio": final / initial if initial
-         else math.inf, "steps": ev.overfit_steps, "rows": ev.overfit_rows, "lr": base_lr,
+        {"initial_loss": initial, "final_loss": final, "lowest_possible_loss": low,
+         "ratio": (final - low) / (initial - low) if initial > low else math.inf,
+         "steps": ev.overfit_steps, "rows": ev.overfit_rows,
+         "duplicate_input_rows": ev.overfit_duplicates, "lr": base_lr,
          "retry_lr": ev.overfit[-1][0]},
         f"Trained on only {ev.overfit_rows} rows for {ev.overfit_steps} steps at learning rate "
-        f"{lr:.3g} (dropout off), the loss went from {initial:.4g} to {final:.4g}; {cause}. "
-        "A network that cannot memorise a tiny batch will not learn the full data set either.",
-        ["Overfit a tiny batch first: until the loss reaches about zero here, there is no "
-         "point in a long run.",
+        f"{lr:.3g} (dropout off), the loss went from {initial:.4g} to {final:.4g}{floor_words}; "
+        f"{cause}. A network that cannot memorise a tiny batch will not learn the full data "
+        "set either.",
+        ["Overfit a tiny batch first: until the loss reaches about zero (or the floor that "
+         "rows with identical inputs and different labels set) here, there is no point in a "
+         "long run.",
          "Check that inputs and labels stay paired (no shuffling of one without the other) "
          "and that the loss sees the right target shape.",
          "If the loss moves but stalls, raise capacity (more width or layers); if it does "
@@ -283,12 +304,13 @@ def _measure_overfit(ev, model, loss_fn, make_optimizer, x, y, lr, steps) -> Non
     if len(x) < 2 or steps < 1:  # BatchNorm needs two rows
         return
     ev.overfit_rows, ev.overfit_steps = len(x), steps
+    ev.overfit_floor, ev.overfit_duplicates = _lowest_loss(loss_fn, x, y)
     net = _working_copy(model)
     opt = _optimizer(make_optimizer, net, lr)
     lr = float(opt.param_groups[0]["lr"])
     first, final = _train(net, opt, loss_fn, x, y, steps)
     ev.overfit.append((lr, first, final))
-    if _memorised(first, final, ev.expected_loss, FIT_RATIO, FIT_FLOOR):
+    if _memorised(first, final, ev.expected_loss, FIT_RATIO, FIT_FLOOR, ev.overfit_floor):
         return
     retry_lr = lr / RETRY_LR_FACTOR if _rose(first, final) else lr * RETRY_LR_FACTOR
     net = _working_copy(model)
@@ -384,13 +406,48 @@ def _closure_loss(net, opt, loss_fn, x, y) -> Tensor:
 
 
 def _memorised(initial: float, final: float, expected: float | None, ratio: float,
-               floor: float) -> bool:
-    """Near zero: under ``ratio`` of the starting loss (or of the neutral-output loss when
-    a bad init made the start huge), or under ``floor``."""
+               floor: float, low: float = 0.0) -> bool:
+    """Near the lowest loss ``low`` the batch allows: within ``ratio`` of the way from
+    ``low`` to the starting loss (or to the neutral-output loss when a bad init made the
+    start huge), or within ``floor`` of ``low``."""
     if not math.isfinite(final):
         return False
     ref = min(initial, expected) if expected else initial
-    return final <= ratio * ref or final <= floor
+    return final - low <= ratio * max(ref - low, 0.0) or final - low <= floor
+
+
+@torch.no_grad()
+def _lowest_loss(loss_fn: nn.Module, x: Tensor, y: Tensor) -> tuple[float, int]:
+    """(the lowest mean loss any network can reach on ``x``/``y``, the number of rows whose
+    input another row repeats). Rows with identical inputs get identical outputs, so the
+    best a network can do for a group of them is the best constant prediction for that
+    group's targets: the entropy of the group's label distribution (cross-entropy; binary
+    entropy for BCE) or its variance (MSE). Other losses get 0 (no floor is assumed)."""
+    if len(x) < 2:
+        return 0.0, 0
+    _, group = torch.unique(x.detach().reshape(len(x), -1), dim=0, return_inverse=True)
+    counts = torch.bincount(group)
+    duplicates = int((counts[group] > 1).sum())
+    if duplicates == 0:
+        return 0.0, 0
+    n_groups = len(counts)
+    if isinstance(loss_fn, nn.CrossEntropyLoss) and y.dim() == 1 and not y.is_floating_point():
+        joint = torch.zeros(n_groups, int(y.max()) + 1, dtype=torch.float64, device=y.device)
+        joint.index_put_((group, y), torch.ones(len(y), dtype=torch.float64,
+                                                device=y.device), accumulate=True)
+        p = joint / joint.sum(1, keepdim=True)
+        ent = -(p * p.clamp_min(1e-300).log()).sum(1)          # per group
+        return float((ent * counts.double()).sum() / len(y)), duplicates
+    per_row = y.detach().double().reshape(len(y), -1)
+    means = torch.zeros(n_groups, per_row.shape[1], dtype=torch.float64, device=y.device)
+    means.index_add_(0, group, per_row)
+    means = means / counts.double().unsqueeze(1)
+    if isinstance(loss_fn, nn.BCEWithLogitsLoss | nn.BCELoss):
+        p = means[group].clamp(1e-12, 1 - 1e-12)
+        return float((-(p * p.log() + (1 - p) * (1 - p).log())).mean()), duplicates
+    if isinstance(loss_fn, nn.MSELoss):
+        return float(((per_row - means[group]) ** 2).mean()), duplicates
+    return 0.0, duplicates
 
 
 def _rose(initial: float, final: float) -> bool:

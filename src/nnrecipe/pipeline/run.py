@@ -49,6 +49,7 @@ __all__ = ["Run", "load_run", "new_run_dir", "resume_run", "train_and_save", "tr
            "write_inputs"]
 
 Source = str | Path | pd.DataFrame
+TRAINED_ON = ("train.device", "train.precision", "train.threads")  # environment.json's hardware
 
 
 @contextmanager
@@ -150,26 +151,31 @@ def _finish(prep: Prepared, outcome: TrainOutcome, run_dir: Path, auto_fix: bool
     with stage("save"):
         runs.atomic_write_json(run_dir / RUN_FILES["evaluation"], run.evaluation)
         env = environment(data_name=prep.name, target=prep.profile.target,
-                          overrides=prep.overrides)
-        _write_environment(run_dir, env)
+                          overrides=prep.overrides, trained_on={
+                              k: outcome.plan[k] for k in TRAINED_ON if k in outcome.plan})
         if history.stop_reason.startswith("interrupted"):
             run.status = "interrupted"
             write_status(run_dir, "interrupted", call, reason=history.stop_reason,
                          resume=resume_hint(run_dir))
         else:
             write_status(run_dir, "finished", call)
+    watch = timing.current()
+    before = watch.to_dict() if watch is not None else None
+    _write_environment(run_dir, env, before)  # the stages the report shows
     with stage("report"):
         write_report(run_dir)  # summary.md and report.html, last: every other file is saved
-    _write_environment(run_dir, env)  # again, with the report's own time
+    if watch is not None and before is not None:  # the same stages, plus the report's time
+        after = watch.to_dict()
+        _write_environment(run_dir, env, {**{k: v for k, v in before.items() if k != "total"},
+                                          "report": after["report"], "total": after["total"]})
     return run
 
 
-def _write_environment(run_dir: Path, env: dict[str, Any]) -> None:
-    """environment.json, with the stage timings so far when a stopwatch is running."""
-    watch = timing.current()
-    if watch is not None:
-        env = {**env, "stages": watch.to_dict()}
-    runs.atomic_write_json(run_dir / RUN_FILES["environment"], env)
+def _write_environment(run_dir: Path, env: dict[str, Any],
+                       stages: dict[str, float] | None) -> None:
+    """environment.json, with the stage timings when a stopwatch is running."""
+    runs.atomic_write_json(run_dir / RUN_FILES["environment"],
+                           env if stages is None else {**env, "stages": stages})
 
 
 def _diverged(outcome: TrainOutcome, run_dir: Path, auto_fix: bool) -> None:

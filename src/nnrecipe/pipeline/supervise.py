@@ -32,6 +32,7 @@ from ..runs import RUN_FILES, atomic_write_json
 from ..timing import stage
 from ..train import History, make_loss, make_optimizer, predict_batches
 from ..train import fit as train_fit
+from ..train.devices import placed
 from ..train.lr_find import LRFindResult, lr_find, plot_lr_find
 
 __all__ = ["TrainOutcome", "lr_decision", "run_range_test", "train_with_doctor"]
@@ -148,10 +149,12 @@ def _stages(plan: Plan) -> list:
 
 def run_range_test(plan: Plan, model: torch.nn.Module, loss_fn: torch.nn.Module,
                    train: tuple, run_dir: Any) -> LRFindResult:
-    """The LR range test on the training rows; lr_find.json and lr_find.png in the run."""
+    """The LR range test on the training rows, on the plan's device (each batch moved
+    there; in fp32); lr_find.json and lr_find.png in the run."""
     optimizer = make_optimizer(plan, model.parameters())
-    result = lr_find(model, loss_fn, optimizer, train, batch_size=plan["train.batch_size"],
-                     seed=plan["seed"])
+    with placed(model, plan):
+        result = lr_find(model, loss_fn, optimizer, train, batch_size=plan["train.batch_size"],
+                         seed=plan["seed"])
     if run_dir is not None:
         atomic_write_json(Path(run_dir) / RUN_FILES["lr_find"], result.to_dict())
         plot_lr_find(result, Path(run_dir) / RUN_FILES["lr_find_png"])

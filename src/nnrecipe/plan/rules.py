@@ -17,7 +17,7 @@ from typing import Any
 from ..data.preprocess import categorical_encoding, embedding_dim
 from ..data.profile import DataProfile
 from ..errors import PlanError
-from ..train import optimizers, schedules
+from ..train import devices, optimizers, schedules
 from .schema import Decision, Plan, validate_overrides
 
 __all__ = ["make_plan", "add_parameter_count", "RULES", "INIT_FOR_ACTIVATION"]
@@ -286,6 +286,25 @@ def patience_rule(ctx: Ctx) -> Decision:
                     "the best checkpoint", "train.early_stopping")
 
 
+# ---- hardware -------------------------------------------------------------------------------
+def device_rule(ctx: Ctx) -> Decision:
+    name, reason = devices.find_device()
+    return Decision(name, reason, "train.device_found")
+
+
+def precision_rule(ctx: Ctx) -> Decision:
+    name, reason = devices.precision_for(ctx["train.device"], ctx["optimizer.name"])
+    rule = {"fp32": "train.fp32", "bf16": "train.bf16_autocast",
+            "fp16": "train.fp16_loss_scaling"}[name]
+    return Decision(name, reason, rule)
+
+
+def threads_rule(ctx: Ctx) -> Decision:
+    arch = ctx.decisions["model.arch"].value if "model.arch" in ctx.decisions else None
+    n, reason = devices.threads_for(ctx["train.device"], arch)
+    return Decision(n, reason, "train.threads_measured")
+
+
 def _const(value: Any, reason: str, rule: str) -> Rule:
     return lambda ctx: Decision(value, reason, rule)
 
@@ -343,6 +362,9 @@ RULES: tuple[tuple[str, Rule, bool], ...] = (
                                         "writes), and every 10 minutes inside a longer one: "
                                         "a crash loses at most that much work (--resume)",
                                         "train.checkpoints"), False),
+    ("train.device", device_rule, False),
+    ("train.precision", precision_rule, False),
+    ("train.threads", threads_rule, False),
 )
 
 
@@ -397,6 +419,8 @@ def _check_combinations(ctx: Ctx, given: Mapping[str, Any]) -> None:
         problems.append(f"loss.name={loss} needs class labels, but the task is regression; "
                         "use mse, huber or mae")
     problems += _optimizer_problems(ctx, given)
+    problems += devices.setting_problems(ctx["train.device"], ctx["train.precision"],
+                                         ctx["optimizer.name"])
     schedule = ctx["schedule.name"]
     if _schedule_kinds()[schedule].warms_up_itself and ctx["schedule.warmup_epochs"] > 0:
         problems.append(f"schedule.warmup_epochs must be 0 with schedule.name={schedule} "

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import PlanError
 from ..train import optimizers, schedules
+from ..train.devices import DEVICES, PRECISIONS
 
 __all__ = ["Decision", "Plan", "KEYS", "parse_set_options", "validate_overrides",
            "ACTIVATIONS", "INITS", "OUTPUT_ACTIVATIONS", "LOSSES", "LiveChoices"]
@@ -125,6 +126,13 @@ KEYS: Mapping[str, KeySpec] = MappingProxyType({
                                      help="minutes between checkpoints inside a long epoch"),
     "train.swa_start": _num("float", 0, 1, low_open=True, high_open=True,
                             help="fraction of train.max_epochs after which averaging starts"),
+    "train.device": KeySpec("choice", choices=DEVICES, auto=True,
+                            help="where to train; auto: a CUDA GPU, then Apple MPS, then CPU"),
+    "train.precision": KeySpec("choice", choices=PRECISIONS, auto=True,
+                               help="arithmetic; auto: bf16 autocast on a GPU that has it, "
+                                    "fp16 with loss scaling on one without, fp32 on the CPU"),
+    "train.threads": _num("int", 1, 1024, auto=True,
+                          help="torch's CPU threads while training (restored afterwards)"),
     "schedule.name": KeySpec("choice", choices=LiveChoices(_schedule_names),
                              help="learning-rate schedule"),
     "schedule.step_size": _num("int", 1, 100_000, help="step: epochs between decays"),

@@ -143,7 +143,10 @@ def reproduce_section(run: ReportRun) -> dict[str, Any]:
             "data_path": env.get("data_path"),
             "versions": env.get("versions", {}), "hardware": env.get("hardware", {}),
             "seed": run.plan["seed"] if "seed" in run.plan else None,
-            "run_dir": str(run.path.resolve()), "stages": stage_rows(env.get("stages") or {})}
+            "run_dir": str(run.path.resolve()),
+            # the stages known when the report was first written: a rebuild is the same page
+            "stages": stage_rows({k: v for k, v in (env.get("stages") or {}).items()
+                                  if k not in ("report", "total")})}
 
 
 

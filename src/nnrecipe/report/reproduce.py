@@ -20,10 +20,12 @@ _OWN_FLAGS = {"seed": "--seed", "train.max_epochs": "--max-epochs"}
 
 
 def environment(*, data_name: str, target: str, overrides: dict[str, Any],
-                argv: list[str] | None = None) -> dict[str, Any]:
+                argv: list[str] | None = None, trained_on: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
     """What environment.json holds. ``argv``: the process's arguments (default
     ``sys.argv``); when they are not the ``nnrecipe`` command (the Python API was called),
-    the command is rebuilt from the overrides."""
+    the command is rebuilt from the overrides. ``trained_on``: the plan's device,
+    precision and threads (``train.device``, ``train.precision``, ``train.threads``)."""
     argv = list(sys.argv if argv is None else argv)
     from_cli = bool(argv) and Path(argv[0]).name == "nnrecipe"
     data_path = _data_path(argv[2:]) if from_cli else None
@@ -37,7 +39,8 @@ def environment(*, data_name: str, target: str, overrides: dict[str, Any],
         "data_path": data_path,
         "cwd": os.getcwd(),
         "versions": {"python": platform.python_version(), **_versions()},
-        "hardware": _hardware(),
+        "hardware": {**_hardware(), **{k.split(".", 1)[1]: v
+                                       for k, v in (trained_on or {}).items()}},
     }
 
 
@@ -77,7 +80,7 @@ def _hardware() -> dict[str, Any]:
     hw: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(),
                           "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
                           "torch_threads": torch.get_num_threads(), "device": "cpu"}
-    if torch.cuda.is_available():  # nnrecipe trains on the CPU; a GPU is only noted
+    if torch.cuda.is_available():
         hw["gpu"] = torch.cuda.get_device_name(0)
     return hw
 

@@ -2,7 +2,8 @@
 
 A watcher subclasses :class:`Watcher` and overrides the hooks it needs. Step hooks run only
 for watchers that set ``wants_steps = True``, so a run without such watchers pays nothing
-per step. A watcher stops training with ``state.request_stop(reason)``; the reason ends up
+per step (``skipped_step`` replaces ``after_step`` for a step that fp16's gradient scaler
+skipped). A watcher stops training with ``state.request_stop(reason)``; the reason ends up
 in the history and the summary.
 """
 
@@ -41,6 +42,11 @@ class Watcher:
     def on_train_begin(self, state: TrainState) -> None: ...
     def before_step(self, state: TrainState) -> None: ...
     def after_step(self, state: TrainState) -> None: ...
+
+    def skipped_step(self, state: TrainState) -> None:
+        """Instead of ``after_step`` when fp16's gradient scaler skipped the step (its
+        gradients overflowed): the weights did not change, ``state.step`` did not advance,
+        and the gradients on the parameters are inf/NaN: not a finding."""
     def on_epoch_end(self, state: TrainState) -> None: ...
     def on_train_end(self, state: TrainState) -> None: ...
 

@@ -2,13 +2,19 @@
 
     for each epoch:
         1. shuffle the training rows once (one gather), then slice contiguous batches
-        2. for each batch: forward → loss (+ L1) → backward → clip → step
-           (L-BFGS: step(closure), the closure doing forward → ... → clip)
+        2. for each batch (moved to train.device): forward → loss (+ L1) → backward →
+           clip → step (L-BFGS: step(closure), the closure doing forward → ... → clip);
+           with train.precision bf16/fp16 the forward and the loss run under autocast, and
+           fp16 scales the loss, unscales the gradients before clipping and skips a step
+           whose gradients overflowed (the step watchers never see it as a step)
         3. evaluate on the validation split (no grad, in chunks)
         4. log the epoch to metrics.jsonl, save checkpoints/last.pt (and best.pt)
         5. watchers see the epoch; early stopping or a watcher may stop here
     with train.swa: the averaged weights of the epochs after train.swa_start;
     otherwise restore the best weights (lowest validation loss)
+
+The model trains on ``train.device`` and is handed back where it was; the data stays on the
+CPU. torch's CPU threads are ``train.threads`` for the call, the caller's afterwards.
 """
 
 from __future__ import annotations
@@ -28,9 +34,13 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
+from ..errors import PlanError
 from ..runs import RUN_FILES, atomic_write_text, json_safe
 from .callbacks import TrainState, Watcher
 from .checkpoint import save_checkpoint
+from .devices import Amp, device_of, make_amp, placed, training_device
+from .devices import device_rng_state as rng_of
+from .devices import set_device_rng_state as set_rng_of
 from .early_stopping import EarlyStopping
 from .optim import make_optimizer, parameter_groups
 from .progress import TrainProgress
@@ -42,11 +52,14 @@ if TYPE_CHECKING:  # train/ never imports plan/ at run time: plan/ reads our rec
 __all__ = ["History", "fit", "predict_batches"]
 
 EVAL_CHUNK = 65_536  # rows per forward pass when evaluating: bounds memory on big splits
-#: seconds between the files written after an epoch (metrics.jsonl, last.pt, best.pt): a
-#: short epoch is not slowed by writing them every time (three fsync'd files took 17 ms,
-#: a third of a 50 ms epoch), and a crash loses at most this much work. The first and the
-#: last epoch, a stop and Ctrl-C always write them.
+#: seconds between the checkpoints written after an epoch (last.pt, best.pt): a short
+#: epoch is not slowed by writing them every time (they and metrics.jsonl, each fsync'd,
+#: took 17 ms, a third of a 50 ms epoch), and a crash loses at most this much work. The
+#: first and the last epoch, a stop and Ctrl-C always write them. metrics.jsonl is
+#: rewritten after every epoch (live progress), without fsync: last.pt holds the same
+#: history durably, and a resumed run rewrites it from there.
 EPOCH_SAVE_GAP = 2.0
+CPU = torch.device("cpu")
 
 
 @dataclass
@@ -65,10 +78,16 @@ class History:
 
 @torch.no_grad()
 def predict_batches(model: nn.Module, x: torch.Tensor, chunk: int = EVAL_CHUNK) -> torch.Tensor:
-    """Outputs for ``x`` in eval mode, ``chunk`` rows at a time; (N, n_outputs)."""
+    """Outputs for ``x`` in eval mode, ``chunk`` rows at a time; (N, n_outputs). Each chunk
+    runs where the model is (in fp32); the outputs come back on ``x``'s device."""
     was_training = model.training
     model.eval()
-    out = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+    device = device_of(model)
+    if device == x.device:
+        out = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+    else:
+        out = torch.cat([model(x[i:i + chunk].to(device)).to(x.device)
+                         for i in range(0, len(x), chunk)])
     model.train(was_training)
     return out
 
@@ -103,24 +122,37 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
 
     Dropout and other random layers draw from torch's global RNG, seeded with
     ``plan["seed"]`` for the run; the caller's global RNG state (CPU, and the CUDA devices
-    the model is on) is the same after the call as before it."""
-    with _run_rng(model, plan["seed"]):
+    the model is on or trains on) is the same after the call as before it.
+
+    The model trains on ``plan["train.device"]`` (PlanError when this machine lacks it) and
+    is moved back to where it was before the call returns; ``train``/``val`` may stay on the
+    CPU (each batch is moved). ``plan["train.threads"]``: torch's CPU threads for the call."""
+    with _run_rng(model, training_device(plan), plan["seed"]), placed(model, plan) as device:
         return _fit(model, plan, train, val, loss_fn=loss_fn, val_metrics=val_metrics,
                     main_metric=main_metric, watchers=watchers, run_dir=run_dir,
                     progress=progress, resume=resume, tag=tag, augment=augment, order=order,
                     restore=restore, checkpoint_extra=checkpoint_extra,
-                    should_stop=should_stop)
+                    should_stop=should_stop, device=device)
 
 
 @contextmanager
-def _run_rng(model: nn.Module, seed: int) -> Iterator[None]:
+def _run_rng(model: nn.Module, device: torch.device, seed: int) -> Iterator[None]:
     """Seed torch's global RNG with ``seed`` for the block (the same draws as
     ``torch.manual_seed(seed)``: the CPU generator and those of the CUDA devices the model
-    is on), then give the caller's RNG state back."""
-    cuda = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
-    with torch.random.fork_rng(devices=cuda):
+    is on or trains on; Apple's MPS generator when it trains there), then give the caller's
+    RNG state back."""
+    if device.type == "mps":
+        with torch.random.fork_rng(devices=[0], device_type="mps"):
+            torch.random.default_generator.manual_seed(seed)
+            torch.mps.manual_seed(seed)
+            yield
+        return
+    cuda = {p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"}
+    if device.type == "cuda":
+        cuda.add(device.index if device.index is not None else torch.cuda.current_device())
+    with torch.random.fork_rng(devices=sorted(cuda)):
         torch.random.default_generator.manual_seed(seed)
-        for d in cuda:
+        for d in sorted(cuda):
             torch.cuda.default_generators[d].manual_seed(seed)
         yield
 
@@ -133,10 +165,13 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
          augment: Callable[[torch.Tensor], torch.Tensor] | None,
          order: Callable[[torch.Generator, int], torch.Tensor] | None,
          restore: dict[str, Any] | None, checkpoint_extra: Callable[[], dict[str, Any]] | None,
-         should_stop: Callable[[], bool] | None) -> History:
-    """:func:`fit`'s work, run inside the seeded RNG."""
+         should_stop: Callable[[], bool] | None, device: torch.device = CPU) -> History:
+    """:func:`fit`'s work, run inside the seeded RNG, with the model on ``device``."""
     gen = torch.Generator().manual_seed(plan["seed"])  # shuffling
     optimizer = make_optimizer(plan, parameter_groups(model, plan))  # transfer: per-group lr
+    move = device.type != "cpu"  # batches are sliced on the CPU, then moved
+    amp = make_amp(plan, device)  # None: fp32, the plain path
+    scaler = amp.scaler if amp is not None else None
     bs, max_epochs = plan["train.batch_size"], plan["train.max_epochs"]
     l1 = plan["regularization.l1"]
     l1_params = [p for n, p in model.named_parameters() if p.dim() > 1]  # weights, not biases
@@ -146,6 +181,10 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                                  warmup_epochs=plan["schedule.warmup_epochs"])
     params = list(model.parameters())  # frozen ones have no grad: clipping skips them
     lbfgs = isinstance(optimizer, torch.optim.LBFGS)
+    if lbfgs and scaler is not None:
+        raise PlanError("train.precision=fp16 does not work with optimizer.name=lbfgs (the "
+                        "gradient scaler cannot skip a step inside its line search); use fp32 "
+                        "or bf16")
     # SWA averages the weights after each epoch from swa_first on (None: off)
     swa_first = math.floor(plan["train.swa_start"] * max_epochs) + 1 if plan["train.swa"] else None
     swa_model: AveragedModel | None = None
@@ -171,8 +210,11 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                              steps_per_epoch=steps_per_epoch)
     if restore is not None:
         best_state, swa_model, resumed = _restore(restore, model, optimizer, schedule, gen,
-                                                  augment, watchers, history, state)
+                                                  augment, watchers, history, state, device)
         swa_epochs = list(restore["swa"]["epochs"]) if restore["swa"] else []
+        if scaler is not None and restore.get("scaler"):
+            scaler.load_state_dict(restore["scaler"])
+    scale = scaler.get_scale() if scaler is not None else 0.0  # a drop: the step was skipped
     lines = [json.dumps(json_safe(e)) for e in history.epochs]
     every = 60.0 * plan["train.checkpoint_minutes"]  # seconds between mid-epoch checkpoints
     gap = min(every, EPOCH_SAVE_GAP)  # seconds between end-of-epoch saves
@@ -190,9 +232,8 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
             "in_epoch": in_epoch, "best_model": best_state,
             "swa": {"model": swa_model.state_dict(), "epochs": swa_epochs} if swa_model
             else None,
-            "rng": {"torch": torch.get_rng_state(), "shuffle": gen.get_state(),
-                    "augment": augment.get_rng_state() if hasattr(augment, "get_rng_state")
-                    else None},
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": {**_get_rng(augment, device), "shuffle": gen.get_state()},
             "history": {"epochs": history.epochs, "best_epoch": history.best_epoch,
                         "best_val_loss": history.best_val_loss,
                         "seconds": history.seconds + time.perf_counter() - t_start},
@@ -200,10 +241,8 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
             "extra": checkpoint_extra() if checkpoint_extra else {}})
 
     def save(epoch_done: int, in_epoch: dict[str, Any] | None) -> None:
-        """metrics.jsonl, checkpoints/last.pt, and best.pt when the best epoch changed."""
+        """checkpoints/last.pt, and best.pt when the best epoch changed."""
         nonlocal t_saved, best_saved
-        atomic_write_text(Path(run_dir) / RUN_FILES["metrics"],
-                          "".join(line + "\n" for line in lines))
         checkpoint(epoch_done, in_epoch)
         if best_state is not None and history.best_epoch != best_saved:
             save_checkpoint(Path(run_dir) / RUN_FILES["checkpoint_best"],
@@ -226,11 +265,12 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                 gen_before, lr_used = resumed["gen_before"], resumed["lr"]
             perm = order(gen, bs) if order is not None else torch.randperm(n, generator=gen)
             xs, ys = x[perm], y[perm]                       # (N, F), (N,) or (N, k)
-            total = torch.zeros(())
-            skip = 0
+            total = torch.zeros((), device=device)
+            skip = n_skipped = 0  # batches already done (resumed); steps the scaler skipped
             if resumed and resumed["epoch"] == epoch:
-                total, skip = torch.tensor(resumed["total"]), resumed["batches"]
-                _set_rng(resumed["rng"], augment)  # the draws as they stood at that step
+                total, skip = torch.tensor(resumed["total"], device=device), resumed["batches"]
+                n_skipped = resumed.get("scaler_skipped", 0)
+                _set_rng(resumed["rng"], augment, device)  # the draws as they stood then
                 resumed = None
             for k, i in enumerate(range(0, n_used, bs), start=1):
                 if k <= skip:
@@ -238,35 +278,52 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                 xb, yb = xs[i:i + bs], ys[i:i + bs]          # (B, F), (B, ...)
                 if augment is not None:
                     xb = augment(xb)
+                if move:
+                    xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
                 if step_watchers:
                     state.batch = (xb, yb)
                     for w in step_watchers:
                         w.before_step(state)
                 # 2. zero_grad, forward, loss (+ L1), backward, clip; then step
                 grads = partial(_loss_and_grad, model, loss_fn, xb, yb, optimizer, l1,
-                                l1_params, clip, params)
+                                l1_params, clip, params, amp)
+                skipped = False
                 if lbfgs:  # the line search re-evaluates the loss: step takes a closure
                     loss = optimizer.step(grads)
-                else:
+                elif scaler is None:
                     loss = grads()
                     optimizer.step()
+                else:  # fp16: the scaler steps unless the gradients overflowed
+                    loss = grads()
+                    scaler.step(optimizer)
+                    scaler.update()
+                    new_scale = scaler.get_scale()  # (a sync with the GPU)
+                    skipped, scale = new_scale < scale, new_scale
                 if schedule is not None and schedule.per_batch:
                     schedule.step_batch()
                 total += loss.detach() * len(xb)
-                state.step += 1
-                if step_watchers:
-                    state.loss = loss.detach()
+                if skipped:  # not a step: the weights did not change, the gradients are inf
+                    n_skipped += 1
                     for w in step_watchers:
-                        w.after_step(state)
+                        w.skipped_step(state)
                     if state.stop_reason:
                         break
+                else:
+                    state.step += 1
+                    if step_watchers:
+                        state.loss = loss.detach()
+                        for w in step_watchers:
+                            w.after_step(state)
+                        if state.stop_reason:
+                            break
                 bar.step(k)
                 stop_now = should_stop is not None and should_stop()
                 if run_dir is not None and (stop_now or (
                         k < steps_per_epoch and time.perf_counter() - t_saved >= every)):
                     save(epoch - 1, {"epoch": epoch, "batches": k, "total": total.item(),
                                      "gen_before": gen_before, "lr": lr_used,
-                                     "rng": _get_rng(augment)})
+                                     "rng": _get_rng(augment, device),
+                                     "scaler_skipped": n_skipped})
                 if stop_now:
                     state.request_stop(f"interrupted (Ctrl-C) at epoch {epoch}, step "
                                        f"{state.step}")
@@ -275,6 +332,8 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                 break  # mid-epoch: the epoch is not logged; the checkpoint holds it
             logs: dict[str, Any] = {"epoch": epoch, "train_loss": total.item() / n_used,
                                     **(tag or {})}
+            if scaler is not None:  # fp16 steps skipped for overflowing gradients
+                logs["scaler_skipped"] = n_skipped
             # 3. validation
             if val is not None:
                 out = predict_batches(model, val[0])
@@ -306,6 +365,8 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                 w.on_epoch_end(state)
             if run_dir is not None:  # after the watchers: the checkpoint holds what they saw
                 lines.append(json.dumps(json_safe(logs)))  # NaN → null
+                atomic_write_text(Path(run_dir) / RUN_FILES["metrics"],
+                                  "".join(line + "\n" for line in lines), durable=False)
                 if (state.stop_reason or epoch in (first_epoch, max_epochs)
                         or time.perf_counter() - t_saved >= gap):
                     save(epoch, None)
@@ -321,7 +382,8 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
             for p, avg in zip(model.parameters(), swa_model.module.parameters(), strict=True):
                 p.copy_(avg)
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-            update_bn((xs[i:i + bs] for i in range(0, n_used, bs)), model)  # running stats
+            update_bn((xs[i:i + bs] for i in range(0, n_used, bs)), model,  # running stats
+                      device=device if move else None)
         history.stop_reason += ("; stochastic weight averaging over epochs "
                                 f"{swa_epochs[0]}–{swa_epochs[-1]}")
     elif best_state is not None:
@@ -333,20 +395,22 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
     return history
 
 
-def _get_rng(augment: Any) -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(),
+def _get_rng(augment: Any, device: torch.device) -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "device": rng_of(device),
             "augment": augment.get_rng_state() if hasattr(augment, "get_rng_state") else None}
 
 
-def _set_rng(rng: dict[str, Any], augment: Any) -> None:
+def _set_rng(rng: dict[str, Any], augment: Any, device: torch.device) -> None:
     torch.set_rng_state(rng["torch"])
+    set_rng_of(device, rng.get("device"))
     if rng.get("augment") is not None:
         augment.set_rng_state(rng["augment"])
 
 
 def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
              schedule: Any, gen: torch.Generator, augment: Any, watchers: list[Watcher],
-             history: History, state: TrainState) -> tuple[Any, Any, dict | None]:
+             history: History, state: TrainState, device: torch.device
+             ) -> tuple[Any, Any, dict | None]:
     """Put a checkpoint's state back: weights, optimizer, schedule, every random stream,
     the history and the watchers. Returns (the best weights so far, the SWA average,
     where the checkpoint stopped mid-epoch or None)."""
@@ -355,7 +419,7 @@ def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Opti
     if schedule is not None and ckpt["schedule"] is not None:
         schedule.load_state_dict(ckpt["schedule"])
     gen.set_state(ckpt["rng"]["shuffle"])
-    _set_rng(ckpt["rng"], augment)
+    _set_rng(ckpt["rng"], augment, device)
     h = ckpt["history"]
     history.epochs = list(h["epochs"])
     history.best_epoch, history.best_val_loss = h["best_epoch"], h["best_val_loss"]
@@ -371,15 +435,28 @@ def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Opti
     return ckpt["best_model"], swa_model, ckpt["in_epoch"]
 
 
-def _loss_and_grad(model, loss_fn, xb, yb, optimizer, l1, l1_params, clip, params
-                   ) -> torch.Tensor:
+def _loss_and_grad(model, loss_fn, xb, yb, optimizer, l1, l1_params, clip, params,
+                   amp: Amp | None) -> torch.Tensor:
     """One step's gradients: zero_grad → forward → loss (+ L1) → backward → clip; returns
-    the loss. Called once per step, or as L-BFGS's closure (it may call it several times)."""
+    the loss. Called once per step, or as L-BFGS's closure (it may call it several times).
+
+    With ``amp``: the forward pass and the loss under autocast (the L1 term in fp32, on the
+    fp32 weights); with its scaler (fp16), backward from the scaled loss, then the gradients
+    unscaled in place, so clipping and the step watchers see their true size."""
     optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(model(xb), yb)
+    if amp is None:
+        loss = loss_fn(model(xb), yb)
+    else:
+        with amp.autocast():
+            loss = loss_fn(model(xb), yb)
+        loss = loss.float()
     if l1:
         loss = loss + l1 * sum(p.abs().sum() for p in l1_params)
-    loss.backward()
+    if amp is None or amp.scaler is None:
+        loss.backward()
+    else:
+        amp.scaler.scale(loss).backward()
+        amp.scaler.unscale_(optimizer)
     if clip is not None:
         clip(params)
     return loss

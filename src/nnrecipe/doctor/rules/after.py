@@ -55,7 +55,11 @@ def overfitting(ev: AfterEvidence, *, rising_epochs: int = 3,
     (a positive least-squares slope since the best epoch) with its last ``rising_epochs``
     values on average ``min_rise`` (relative) above the best, while the training loss kept
     falling and ended below the validation loss. Averaging three epochs and asking 2% keeps
-    one noisy epoch from counting."""
+    one noisy epoch from counting.
+
+    ``parting_epoch`` in the evidence is where the curves part: the lowest point of the
+    validation loss averaged over three neighbouring epochs, so that one lucky epoch on a
+    small validation set does not set it (Prechelt 1998 reads the same curve to stop)."""
     train, val = _finite(ev.train_loss), _finite(ev.val_loss)
     if train is None or val is None or len(val) != len(train) or len(val) <= rising_epochs:
         return None
@@ -78,14 +82,19 @@ def overfitting(ev: AfterEvidence, *, rising_epochs: int = 3,
            "optimizer.weight_decay": 1e-4 if wd < 1e-4 else min(10.0, wd * 10)}
     if fix["model.dropout"] <= dropout:
         del fix["model.dropout"]
+    smooth = np.convolve(val, np.ones(3), "same") / np.convolve(np.ones(len(val)), np.ones(3),
+                                                                "same")
+    parting = int(np.argmin(smooth)) + 1
     return make_finding(
         "overfitting",
-        {"best_epoch": best + 1, "best_val_loss": val[best], "final_val_loss": val[-1],
-         "val_rise": rise, "final_train_loss": train[-1], "gap": val[-1] - train[-1],
+        {"parting_epoch": parting, "best_epoch": best + 1, "best_val_loss": val[best],
+         "final_val_loss": val[-1], "val_rise": rise, "final_train_loss": train[-1],
+         "train_loss_at_parting": train[parting - 1], "gap": val[-1] - train[-1],
          "epochs_since_best": since},
-        f"Validation loss was lowest at epoch {best + 1} ({val[best]:.4g}) and rose to "
-        f"{val[-1]:.4g} over the next {since} epochs while the training loss kept falling to "
-        f"{train[-1]:.4g}: the network is memorising the training rows instead of learning "
+        f"The curves part at about epoch {parting}: the validation loss was lowest at epoch "
+        f"{best + 1} ({val[best]:.4g}) and rose to {val[-1]:.4g} over the next {since} epochs "
+        f"while the training loss kept falling (from {train[parting - 1]:.4g} to "
+        f"{train[-1]:.4g}): the network is memorising the training rows instead of learning "
         "what carries over.",
         ["Regularise: more dropout (0.1 to 0.5 is the usual range), weight decay, or early "
          "stopping on validation loss (the best epoch's weights are the ones to keep).",

@@ -4,10 +4,10 @@ Two kinds of evidence, both plain numbers (no torch here, so every rule is teste
 scripted values):
 
 * :class:`StepEvidence`: statistics sampled at one optimizer step (the loss, each layer's
-  gradient norm, how many ReLU outputs are zero, how many sigmoid/tanh inputs sit in the
-  flat tails). The step rules judge one sample; :class:`~nnrecipe.doctor.monitors.LiveMonitor`
-  reports a step finding only when the same rule fires on several samples in a row, so one
-  odd batch never raises an alarm.
+  gradient norm, how many ReLU outputs are zero, how many sigmoid/tanh outputs sit at the
+  flat ends of their range). The step rules judge one sample;
+  :class:`~nnrecipe.doctor.monitors.LiveMonitor` reports a step finding only when the same
+  rule fires on several samples in a row, so one odd batch never raises an alarm.
 * :class:`HistoryEvidence`: the per-epoch learning curve so far; the epoch rules judge it
   at the end of each epoch (the curve itself carries the persistence).
 
@@ -21,7 +21,10 @@ checked against faults planted in ``tests/doctor/test_monitors.py``, which chang
 * exploding: the loss against its value at the first step (x1000), not an absolute 1e3.
 * oscillation: reversals of the validation loss (moves > 30%), not accuracy swings of 0.03,
   which on 60 validation rows is two rows. Healthy MLP validation losses moved < 22% an
-  epoch; Adam at lr 0.1-1 moved 50-350%.
+  epoch; Adam at lr 0.1-1 moved 50-350%. It also needs the training loss to jump up by
+  over 30% of what it had gained: the validation loss of an overfitting network swings too.
+* divergence: about the training loss only, held high for two epochs; the validation loss
+  rising while the training loss falls is overfitting (an after-training rule).
 * slow convergence: the best loss gained < 1% in 5 epochs while still near the start, rather
   than an accuracy gain < 0.01 (same reason).
 """
@@ -39,7 +42,11 @@ __all__ = ["SATURATION_AT", "StepEvidence", "HistoryEvidence", "STEP_RULES", "EP
            "dead_relu", "saturated_activations", "nan_loss_in_history", "loss_divergence",
            "loss_oscillation", "slow_convergence"]
 
-SATURATION_AT = 5.0  # |pre-activation| where sigmoid' < 0.007 and tanh' < 0.0002
+# A unit output this close to an asymptote is saturated: tanh at |y| >= 0.99 (|x| >= 2.65),
+# where its slope 1 - y^2 is under 2% of its peak; sigmoid at y <= 0.01 or y >= 0.99
+# (|x| >= 4.6), where y(1 - y) is under 4% of its peak (Glorot & Bengio 2010 watch the same
+# units pinned at their ends; LeCun et al. 1998, "Efficient BackProp", on keeping them off).
+SATURATION_AT = 0.01  # distance from the asymptote, as a share of the output's range
 
 
 @dataclass
@@ -51,7 +58,8 @@ class StepEvidence:
     grad_norms: dict[str, float]       # L2 norm of weight.grad, per layer with weights
     grad_zero_share: dict[str, float]  # share of exactly-zero entries of weight.grad, per layer
     act_zero_share: dict[str, float]   # share of exactly-zero outputs, per ReLU/ReLU6 module
-    saturation_share: dict[str, float]  # share of |pre-activation| >= 5, per sigmoid/tanh
+    saturation_share: dict[str, float]  # share of outputs within SATURATION_AT of an end,
+    # per sigmoid/tanh module (tanh |y| >= 0.99; sigmoid y <= 0.01 or >= 0.99)
     dead_unit_share: dict[str, float] = field(default_factory=dict)  # per ReLU/ReLU6 module:
     # share of units (every output position but the batch dim) that are zero for the whole batch
     lr: float | None = None
@@ -195,19 +203,28 @@ def dead_relu(ev: StepEvidence, *, dead_share: float = 0.6,
     return None
 
 
-def saturated_activations(ev: StepEvidence, *, share_max: float = 0.5) -> Finding | None:
-    """A sigmoid/tanh module where over ``share_max`` of the inputs have
-    ``|x| >= SATURATION_AT`` (DeepDiagnosis flags more than half)."""
+def saturated_activations(ev: StepEvidence, *, share_max: float = 1 / 3) -> Finding | None:
+    """A sigmoid/tanh module where over ``share_max`` of the unit outputs on the sampled
+    training batch sit at an end of their range (tanh |y| >= 0.99, sigmoid y <= 0.01 or
+    >= 0.99: ``SATURATION_AT``), where the slope is a few percent of its peak.
+
+    Why a third, measured on a 3-layer tanh MLP (width 8, dropout 0.3, no BatchNorm) over
+    20 epochs on a table: with Glorot init (Glorot & Bengio 2010) at most 26% of the last
+    layer's outputs reached 0.99 (dropout's 1/(1-p) scaling in training pushes them out;
+    the first layers 2-5%); at ``model.init_scale`` 2 52-66%, at 3 70-79%, at 5 83-90%.
+    DeepDiagnosis (ICSE 2022) flags over half of the inputs beyond |x| >= 5, which only
+    much larger scales (about 10) reach, so it missed those clear cases."""
     for name, share in ev.saturation_share.items():
         if share <= share_max:
             continue
         return make_finding(
             "saturated_activations",
-            {"saturated_share": share, "share_max": share_max, "abs_preactivation": SATURATION_AT,
+            {"saturated_share": share, "share_max": share_max,
+             "near_end": SATURATION_AT,
              "layers_affected": sum(s > share_max for s in ev.saturation_share.values())},
-            f"At step {ev.step}, {share:.0%} of the inputs to {name} have magnitude "
-            f">= {SATURATION_AT:g}, where sigmoid and tanh are flat: their gradient there is "
-            "nearly zero, so those units barely learn.",
+            f"At step {ev.step}, {share:.0%} of the outputs of {name} sit at an end of its "
+            "range (tanh beyond +-0.99, sigmoid below 0.01 or above 0.99), where sigmoid and "
+            "tanh are flat: their gradient there is nearly zero, so those units barely learn.",
             ["Prefer ReLU in hidden layers; it does not saturate for positive inputs.",
              "Initialise to match the activation (Glorot for tanh/sigmoid) and keep the "
              "initial weights small, not scaled up.",
@@ -234,14 +251,21 @@ def nan_loss_in_history(ev: HistoryEvidence) -> Finding | None:
 
 
 def loss_divergence(ev: HistoryEvidence, *, window: int = 3, rise: float = 0.5,
-                    blowup: float = 10.0, give_back: float = 0.3) -> Finding | None:
-    """The training loss is above where it started (the loss at the first step) and
-    ``blowup`` times the lower of that start and its best; or it rose in each of the last
-    ``window`` epochs, to over ``1 + rise`` times its best and giving back at least
-    ``give_back`` of the progress made from the start to the best, with the validation loss
-    (if any) up over the same epochs (train down and validation up is overfitting). The
-    give-back share keeps the late jitter of a small, dropout-noisy loss from counting:
-    healthy runs gave back 12-22% (breast cancer, wine), diverging ones most of it."""
+                    blowup: float = 10.0, give_back: float = 0.3,
+                    held: int = 2) -> Finding | None:
+    """The *training* loss moves away from its minimum. Either it blew up: above where it
+    started (the loss at the first step) and ``blowup`` times the lower of that start and
+    its best; or it rose in each of the last ``window`` epochs, giving back at least
+    ``give_back`` of the progress made from the start to the best, and stayed over
+    ``1 + rise`` times its best for the last ``held`` epochs, with the validation loss (if
+    any) up over the same epochs too. A validation loss that rises while the training loss
+    falls is overfitting (the after-training rule), never divergence.
+
+    The give-back share keeps the late jitter of a small, dropout-noisy loss from counting:
+    healthy runs gave back 12-22% (breast cancer, wine), diverging ones most of it. ``held``
+    keeps one noisy epoch from counting: a 4 x 512 network without dropout on 104 rows had
+    one epoch at 3.5 times its best training loss (0.17, 0.20, 0.24, 0.58, then 0.37, 0.24,
+    0.18) while it was overfitting; a learning rate too large keeps the loss up."""
     losses = ev.train_loss
     if len(losses) < 2 or not all(math.isfinite(v) for v in losses):
         return None
@@ -249,7 +273,8 @@ def loss_divergence(ev: HistoryEvidence, *, window: int = 3, rise: float = 0.5,
     start = ev.initial_loss if ev.initial_loss is not None else losses[0]
     blown = now > start > 0 and best > 0 and now >= blowup * min(best, start)
     val = ev.val_loss
-    rising = len(losses) > window and now > best * (1 + rise) and \
+    rising = len(losses) > window and \
+        all(v > best * (1 + rise) for v in losses[-held:]) and \
         now - best >= give_back * (start - best) and all(
         b > a for a, b in zip(losses[-window - 1:-1], losses[-window:], strict=True)) and (
         len(val) <= window or val[-1] > val[-window - 1])
@@ -260,6 +285,7 @@ def loss_divergence(ev: HistoryEvidence, *, window: int = 3, rise: float = 0.5,
         "loss_divergence",
         {"train_loss": now, "best_train_loss": best, "best_epoch": losses.index(best) + 1,
          "ratio_to_best": now / best if best > 0 else "", "start_loss": start,
+         "trigger": "blowup" if blown else "sustained_rise",
          "lr": ev.lr if ev.lr is not None else "unknown"},
         f"The training loss is {now:.4g} at epoch {epoch}, up from its best {best:.4g}: "
         "the optimizer is moving away from the minimum instead of into it, which is what a "
@@ -269,12 +295,23 @@ def loss_divergence(ev: HistoryEvidence, *, window: int = 3, rise: float = 0.5,
 
 
 def loss_oscillation(ev: HistoryEvidence, *, window: int = 6, swing: float = 0.3,
-                     min_flips: int = 2, min_move: float = 0.02) -> Finding | None:
-    """In the last ``window`` epochs the loss changed direction at least ``min_flips``
-    times between moves of over ``swing`` of its level and over ``min_move`` of where it
-    started (so the jitter of a loss near zero does not count). The validation loss is
-    judged when there is one: computed on the same rows without dropout every epoch, it
-    moves only when the weights do; the training loss also carries batch and dropout noise."""
+                     min_flips: int = 2, min_move: float = 0.02,
+                     undo: float = 0.3) -> Finding | None:
+    """Steps that overshoot: in the last ``window`` epochs the loss changed direction at
+    least ``min_flips`` times between moves of over ``swing`` of its level and over
+    ``min_move`` of where it started (so the jitter of a loss near zero does not count),
+    *and* the training loss itself jumped up at least once by over ``swing`` of its level
+    and over ``undo`` of the ground it had gained from its start to its best.
+
+    The reversals are counted on the validation loss when there is one (computed on the
+    same rows without dropout every epoch, it moves only when the weights do; the training
+    loss also carries batch and dropout noise), else on the training loss. The jump in the
+    training loss is what separates overshooting from overfitting: an optimizer that
+    overshoots makes its own objective worse (Adam at lr 1 on breast cancer: 0.19 to 0.92,
+    0.39 to 0.79, most of what it had gained), while the validation loss of an overfitting
+    network swings on a few confidently wrong rows with the training loss staying low (a
+    4 x 512 network on 104 noisy rows: validation 0.44-0.80 from epoch to epoch, training
+    jumps of at most 0.14 against 0.78 gained, 18%; ``undo`` sits between)."""
     which = "val_loss" if len(ev.val_loss) == len(ev.train_loss) else "train_loss"
     losses = ev.val_loss if which == "val_loss" else ev.train_loss
     recent = losses[-window - 1:]
@@ -286,8 +323,19 @@ def loss_oscillation(ev: HistoryEvidence, *, window: int = 6, swing: float = 0.3
     flips = sum((a > 0) != (b > 0) for a, b in zip(big, big[1:], strict=False))
     if flips < min_flips:
         return None
+    train = ev.train_loss
+    if not all(math.isfinite(v) for v in train):
+        return None
+    first = ev.initial_loss if ev.initial_loss is not None else train[0]
+    gained = max(first - min(train), 0.0)
+    tail = train[-window - 1:]
+    jumps = [b - a for a, b in zip(tail, tail[1:], strict=False) if b - a > swing * a]
+    jump = max(jumps, default=0.0)
+    if jump <= undo * gained:
+        return None
     epoch = len(losses)
     evidence = {"series": which, "flips": flips, "largest_swing": max(abs(m) for m in big),
+                "train_jump": jump, "train_gained": gained,
                 "window": window, "swing": swing,
                 "lr": ev.lr if ev.lr is not None else "unknown"}
     if ev.val_metric and ev.metric_name and len(ev.val_metric) > window:
@@ -297,8 +345,9 @@ def loss_oscillation(ev: HistoryEvidence, *, window: int = 6, swing: float = 0.3
     return make_finding(
         "loss_oscillation", evidence,
         f"Over the last {window} epochs (to epoch {epoch}) the {which.replace('_', ' ')} "
-        f"jumped up and down by more than {swing:.0%} ({flips} reversals): the steps "
-        "overshoot the minimum and bounce across it.",
+        f"jumped up and down by more than {swing:.0%} ({flips} reversals), and the training "
+        f"loss itself jumped up by {jump:.4g}, {jump / gained if gained else math.inf:.0%} of "
+        "what training had gained: the steps overshoot the minimum and bounce across it.",
         ["Lower the learning rate (a third to a tenth), or decay it as training goes on.",
          "A larger batch gives a less noisy gradient; momentum smooths the path too."],
         _scaled(ev.lr, 1 / 3) or None, epoch=epoch)
