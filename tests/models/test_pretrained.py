@@ -7,6 +7,7 @@ import pytest
 import torch
 import yaml
 
+from nnrecipe import modalities
 from nnrecipe.data.profile import DataProfile
 from nnrecipe.errors import DataError, PlanError
 from nnrecipe.models.cnn import build_cnn
@@ -187,7 +188,9 @@ def test_sources_that_cannot_serve_are_refused_clearly(tmp_path):
         load_pretrained(tmp_path / "mlp.pt", "image")
     torch.save(_cnn(dims=1).state_dict(), tmp_path / "audio.pt")
     with pytest.raises(DataError, match="trained on audio data; this is image data"):
-        load_pretrained(tmp_path / "audio.pt", "image")
+        modalities.get("image").adopt_pretrained(None, tmp_path / "audio.pt")
+    with pytest.raises(DataError, match="trained on image data; this is audio data"):
+        modalities.get("audio").adopt_pretrained(None, "efficientnet-lite0")
     with pytest.raises(DataError, match="convnets"):
         load_pretrained(tmp_path / "audio.pt", "text")
     run = tmp_path / "table_run"

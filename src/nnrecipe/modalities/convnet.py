@@ -26,7 +26,11 @@ class ConvModality(ClassModality):
         return [] if "transfer.strategy" in plan else conv_dims(plan)  # a pretrained shape
 
     def adopt_pretrained(self, data: Samples, source: Any) -> Any:
-        return load_pretrained(source, self.name)
+        pre = load_pretrained(source, self.name)
+        if pre.modality != self.name:
+            raise DataError(f"--pretrained {source} was trained on {pre.modality} data; this "
+                            f"is {self.name} data: give a network trained on {self.name} data")
+        return pre
 
     def measure_similarity(self, prep: Prepared) -> dict[str, Any]:
         """How unlike the pretrained network's data these training samples are, seen

@@ -79,11 +79,10 @@ def _rename(state: dict[str, torch.Tensor], n_blocks: int) -> dict[str, torch.Te
     return out
 
 
-def load_packaged(name: str, modality: str) -> tuple[dict, dict, dict]:
+def load_packaged(name: str) -> tuple[dict, dict, dict]:
     """The packaged network's weights (renamed to our ConvNet's), its architecture as plan
-    keys and its input normalisation (models/pretrained.py wraps them)."""
-    if modality != "image":
-        raise DataError(f"--pretrained {name} is an image network; this is {modality} data")
+    keys and its input normalisation (models/pretrained.py wraps them, as image weights;
+    the modality that adopts them checks they suit its data)."""
     _, weights = _import()
     state = torch.load(weights.get_model_file_path(), map_location="cpu", weights_only=True)
     n_blocks = len({k.split(".")[1] for k in state if k.startswith("_blocks.")})
