@@ -12,6 +12,7 @@ import torch
 
 from ..data.audio import load_wav_folder, log_mel
 from ..data.augment import SeriesAugment
+from ..data.images import STD_FLOOR
 from ..plan.network_rules import CONV_RULES, const, dropout_rule
 from ..plan.schema import Plan
 from .convnet import ConvModality
@@ -22,7 +23,6 @@ __all__ = ["AudioEncoder", "AudioModality", "channels_last_augment"]
 
 AUDIO_EXT = (".wav",)
 MEL_FFT = 512  # log_mel's default FFT size
-STD_FLOOR = 1e-6
 
 #: jitter and scaling, off unless asked for (sound and labelled sequences)
 SIGNAL_AUGMENT_RULES = (

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.images import channel_stats
+from ..data.images import STD_FLOOR, channel_stats
 from ..data.load import load_table
 from ..data.profile import infer_task
 from ..errors import DataError
@@ -26,7 +26,6 @@ from .samples import SampleEncoder, Samples, figure, save_figure
 
 __all__ = ["SequenceEncoder", "SequenceModality"]
 
-STD_FLOOR = 1e-6
 SHOWN = 6  # worst sequences plotted
 
 
