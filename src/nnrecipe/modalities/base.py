@@ -28,11 +28,13 @@ from ..errors import DataError
 from ..lazy import lazy
 from ..plan.rules import Rule
 from ..plan.schema import Plan
+from ..train.streams import Stream
 from ..tune.search import Dim
 
 model_selection = lazy("sklearn.model_selection")
 
-__all__ = ["Inputs", "Modality", "Prepared", "fold_positions", "n_trainable", "seeded_build"]
+__all__ = ["Inputs", "Modality", "Prepared", "fold_positions", "n_trainable", "seeded_build",
+           "streamed_inputs"]
 
 Source = Any  # a path (table, folder, .npz) or a DataFrame
 ValMetrics = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
@@ -41,21 +43,55 @@ ValMetrics = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
 @dataclass
 class Inputs:
     """Tensors for training and validation, shaped for the plan's loss, and the validation
-    metric in the data's own units."""
+    metric in the data's own units.
+
+    With ``data.loader=stream`` the splits are :class:`~nnrecipe.train.streams.Stream` s
+    (``train_stream``, ``val_stream``), which training and validation read a batch at a
+    time; the tensors are then a seeded sample of each (:func:`streamed_inputs`), what the
+    doctor's pre-flight, the range test and the baseline loss look at."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
     val_metrics: ValMetrics
+    train_stream: Stream | None = None
+    val_stream: Stream | None = None
 
     @property
     def train(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training rows in memory (a sample of them when streamed)."""
         return self.x_train, self.y_train
 
     @property
     def val(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.x_val, self.y_val
+
+    @property
+    def train_data(self) -> tuple[torch.Tensor, torch.Tensor] | Stream:
+        """What training reads: the stream when there is one, else the tensors."""
+        return self.train_stream if self.train_stream is not None else self.train
+
+    @property
+    def val_data(self) -> tuple[torch.Tensor, torch.Tensor] | Stream:
+        return self.val_stream if self.val_stream is not None else self.val
+
+
+#: rows of each streamed split held in memory for the doctor: at most this many, and at most
+#: DOCTOR_BYTES of inputs (a few hundred 224-pixel colour images)
+DOCTOR_ROWS = 4096
+DOCTOR_BYTES = 256 * 2**20
+
+
+def streamed_inputs(train: Stream, val: Stream, val_metrics: ValMetrics, seed: int) -> Inputs:
+    """Inputs that stream both splits, with a seeded sample of each in memory: at most
+    DOCTOR_ROWS rows and DOCTOR_BYTES of inputs (at least 64 rows)."""
+    x1, _ = train.sample(1, seed)
+    per_row = max(1, x1.element_size() * x1[0].numel())
+    n = max(64, min(DOCTOR_ROWS, DOCTOR_BYTES // per_row))
+    x_tr, y_tr = train.sample(n, seed)
+    x_va, y_va = val.sample(n, seed + 1)
+    return Inputs(x_tr, y_tr, x_va, y_va, val_metrics, train_stream=train, val_stream=val)
 
 
 @dataclass

@@ -180,7 +180,7 @@ def _objective(trial: optuna.Trial, base: Prepared, job: _Job, cache: dict) -> f
         cache[id(prep.preprocessor)] = prep.modality.inputs(prep)
     inputs = cache[id(prep.preprocessor)]
     task = prep.plan["task"]
-    history = train_fit(prep.model, prep.plan, inputs.train, inputs.val,
+    history = train_fit(prep.model, prep.plan, inputs.train_data, inputs.val_data,
                         loss_fn=make_loss(prep.plan["loss.name"]),
                         val_metrics=inputs.val_metrics, main_metric=MAIN_METRIC[task],
                         watchers=[PruneOnValLoss(trial)], run_dir=None, progress=False,

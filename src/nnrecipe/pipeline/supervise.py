@@ -30,10 +30,11 @@ from ..models.pretrained import Unfreeze
 from ..plan import Decision, Plan, add_parameter_count, make_plan
 from ..runs import RUN_FILES, atomic_write_json
 from ..timing import stage
-from ..train import History, make_loss, make_optimizer, predict_batches
+from ..train import History, make_loss, make_optimizer, predict_batches, predict_stream
 from ..train import fit as train_fit
 from ..train.devices import placed
 from ..train.lr_find import LRFindResult, lr_find, plot_lr_find
+from ..train.streams import Stream
 
 __all__ = ["TrainOutcome", "lr_decision", "run_range_test", "train_with_doctor"]
 
@@ -61,7 +62,7 @@ def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress:
     ``should_stop()``: asked after every step (Ctrl-C)."""
     torch_dynamo.load()
     plan, model = prep.plan, prep.model
-    train, val, val_metrics = inputs.train, inputs.val, inputs.val_metrics
+    train, val_metrics = inputs.train, inputs.val_metrics  # train: a sample when streamed
     task, loss_name = plan["task"], plan["loss.name"]
     loss_fn = make_loss(loss_name)
     baseline = constant_baseline_loss(loss_fn, loss_name, train[1])
@@ -101,7 +102,8 @@ def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress:
         monitor = LiveMonitor(stop_on_error=auto_fix, metric_name=MAIN_METRIC[task],
                               higher_is_better=task != "regression", baseline_loss=baseline)
         with stage("epochs"):
-            out.history = train_fit(out.model, out.plan, train, val, loss_fn=loss_fn,
+            out.history = train_fit(out.model, out.plan, inputs.train_data, inputs.val_data,
+                                    loss_fn=loss_fn,
                                     val_metrics=val_metrics, main_metric=MAIN_METRIC[task],
                                     watchers=[monitor, *watchers, *_stages(out.plan)],
                                     run_dir=run_dir,
@@ -119,7 +121,7 @@ def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress:
         if symptom is None:
             break
     with stage("after_training"):
-        out.findings += _after(out, val, baseline, prep)
+        out.findings += _after(out, inputs.val_data, baseline, prep)
     if run_dir is not None:  # per-layer gradient norms and dead units over time (the report)
         atomic_write_json(Path(run_dir) / RUN_FILES["monitor"],
                           {"sample_every": monitor.sample_every, "samples": out.layer_log})
@@ -200,17 +202,20 @@ def _snapshot(history: History) -> dict[str, Any] | None:
     return {k: v for k, v in last.items() if k not in ("seconds", "lr")}
 
 
-def _after(out: TrainOutcome, val: tuple, baseline: float, prep: Prepared) -> list[Finding]:
+def _after(out: TrainOutcome, val: tuple | Stream, baseline: float, prep: Prepared
+           ) -> list[Finding]:
+    """The learning-curve checks and label issues, on the whole validation split."""
     plan, task = out.plan, out.plan["task"]
-    val_out = predict_batches(out.model, val[0])
+    val_out, y = (predict_stream(out.model, val) if isinstance(val, Stream)
+                  else (predict_batches(out.model, val[0]), val[1]))
     codes = proba = None
     if task != "regression":
         proba = outputs_to_predictions(val_out, task, plan["loss.name"])
-        y = val[1]  # class codes (cross-entropy), or 0/1 or one-hot floats
+        # y: class codes (cross-entropy), or 0/1 or one-hot floats
         codes = (y.argmax(1) if y.dim() == 2 and y.shape[1] > 1 else y.reshape(-1)).long()
         codes = codes.numpy()
         if not np.all(np.isfinite(proba)):
             codes = proba = None
-    return after_training(plan, out.history, n_val=len(val[0]), baseline_loss=baseline,
+    return after_training(plan, out.history, n_val=len(y), baseline_loss=baseline,
                           metric_name=MAIN_METRIC[task], val_codes=codes, val_proba=proba,
                           val_ids=prep.modality.val_ids(prep))

@@ -17,7 +17,7 @@ from typing import Any
 from ..data.preprocess import categorical_encoding, embedding_dim
 from ..data.profile import DataProfile
 from ..errors import PlanError
-from ..train import devices, optimizers, schedules
+from ..train import devices, optimizers, schedules, streams
 from .schema import Decision, Plan, validate_overrides
 
 __all__ = ["make_plan", "add_parameter_count", "RULES", "INIT_FOR_ACTIVATION"]
@@ -303,6 +303,15 @@ def threads_rule(ctx: Ctx) -> Decision:
     arch = ctx.decisions["model.arch"].value if "model.arch" in ctx.decisions else None
     n, reason = devices.threads_for(ctx["train.device"], arch)
     return Decision(n, reason, "train.threads_measured")
+
+
+def workers_rule(ctx: Ctx) -> Decision:
+    """DataLoader workers of a streamed split (data.loader=stream; 0 when in memory)."""
+    if ctx["data.loader"] != "stream":
+        return Decision(0, "the splits are tensors in memory: nothing to read ahead",
+                        "data.workers_streaming")
+    n, reason = streams.worker_count(ctx["train.device"])
+    return Decision(n, reason, "data.workers_streaming")
 
 
 def _const(value: Any, reason: str, rule: str) -> Rule:

@@ -164,6 +164,11 @@ KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "augment.jitter": _num("float", 0, 1, help="series/audio: noise, fraction of the std"),
     "augment.scaling": _num("float", 0, 1, help="series/audio: random magnitude scaling std"),
     "data.image_size": _num("int", 4, 512, help="images: resize to this side (pixels)"),
+    "data.loader": KeySpec("choice", choices=("memory", "stream"),
+                           help="memory: each split as one tensor (fast on small data); "
+                                "stream: read and decode a batch at a time (larger than memory)"),
+    "data.workers": _num("int", 0, 64, help="stream: DataLoader worker processes that read "
+                                            "batches ahead (0: the main process reads)"),
     "series.window": _num("int", 1, 100_000, help="time steps the forecaster sees"),
     "series.horizon": _num("int", 1, 10_000, help="time steps to forecast"),
     "text.max_len": _num("int", 4, 4096, help="tokens kept per text"),

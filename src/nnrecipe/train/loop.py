@@ -45,11 +45,12 @@ from .early_stopping import EarlyStopping
 from .optim import make_optimizer, parameter_groups
 from .progress import TrainProgress
 from .schedules import ScheduleSpec, make_schedule
+from .streams import Stream, used_rows
 
 if TYPE_CHECKING:  # train/ never imports plan/ at run time: plan/ reads our records
     from ..plan.schema import Plan
 
-__all__ = ["History", "fit", "predict_batches"]
+__all__ = ["History", "fit", "predict_batches", "predict_stream"]
 
 EVAL_CHUNK = 65_536  # rows per forward pass when evaluating: bounds memory on big splits
 #: seconds between the checkpoints written after an epoch (last.pt, best.pt): a short
@@ -77,9 +78,13 @@ class History:
 
 
 @torch.no_grad()
-def predict_batches(model: nn.Module, x: torch.Tensor, chunk: int = EVAL_CHUNK) -> torch.Tensor:
+def predict_batches(model: nn.Module, x: torch.Tensor | Stream, chunk: int = EVAL_CHUNK
+                    ) -> torch.Tensor:
     """Outputs for ``x`` in eval mode, ``chunk`` rows at a time; (N, n_outputs). Each chunk
-    runs where the model is (in fp32); the outputs come back on ``x``'s device."""
+    runs where the model is (in fp32); the outputs come back on ``x``'s device. A
+    :class:`Stream` is read in order, ``chunk`` rows per batch (outputs on the CPU)."""
+    if isinstance(x, Stream):
+        return predict_stream(model, x, chunk)[0]
     was_training = model.training
     model.eval()
     device = device_of(model)
@@ -92,8 +97,23 @@ def predict_batches(model: nn.Module, x: torch.Tensor, chunk: int = EVAL_CHUNK) 
     return out
 
 
-def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
-        val: tuple[torch.Tensor, torch.Tensor] | None, *, loss_fn: nn.Module,
+@torch.no_grad()
+def predict_stream(model: nn.Module, stream: Stream, chunk: int = EVAL_CHUNK
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Outputs and targets of every row of ``stream``, in order, on the CPU."""
+    was_training = model.training
+    model.eval()
+    device = device_of(model)
+    outs, ys = [], []
+    for xb, yb in stream.epoch(chunk, None):
+        outs.append(model(xb.to(device, non_blocking=True)).cpu())
+        ys.append(yb)
+    model.train(was_training)
+    return torch.cat(outs), torch.cat(ys)
+
+
+def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] | Stream,
+        val: tuple[torch.Tensor, torch.Tensor] | Stream | None, *, loss_fn: nn.Module,
         val_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None = None,
         main_metric: str | None = None, watchers: Sequence[Watcher] = (),
         run_dir: Path | None = None, progress: bool = True, resume: History | None = None,
@@ -104,7 +124,8 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
         checkpoint_extra: Callable[[], dict[str, Any]] | None = None,
         should_stop: Callable[[], bool] | None = None) -> History:
     """Train ``model`` in place by ``plan``; return the history. ``train``/``val`` are
-    (x, y) tensors already shaped for ``loss_fn``.
+    (x, y) tensors already shaped for ``loss_fn``, or :class:`~.streams.Stream` s that read
+    them a batch at a time (data larger than memory; the same loop, the same draws).
 
     ``resume``: a history to continue (after a repair): epochs are numbered on from it and
     ``plan["train.max_epochs"]`` stays the total budget; the best weights are tracked
@@ -157,8 +178,8 @@ def _run_rng(model: nn.Module, device: torch.device, seed: int) -> Iterator[None
         yield
 
 
-def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
-         val: tuple[torch.Tensor, torch.Tensor] | None, *, loss_fn: nn.Module,
+def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] | Stream,
+         val: tuple[torch.Tensor, torch.Tensor] | Stream | None, *, loss_fn: nn.Module,
          val_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None,
          main_metric: str | None, watchers: Sequence[Watcher], run_dir: Path | None,
          progress: bool, resume: History | None, tag: dict[str, Any] | None,
@@ -193,10 +214,16 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
         watchers.append(EarlyStopping(plan["train.early_stopping.patience"]))
     step_watchers = [w for w in watchers if w.wants_steps]
 
-    x, y = train
-    n = len(x)
-    n_used = n - 1 if n % bs == 1 and n > 1 else n  # a batch of one breaks BatchNorm
-    steps_per_epoch = math.ceil(n_used / bs)
+    streamed = isinstance(train, Stream)
+    if streamed:
+        n = len(train)
+        steps_per_epoch = train.n_batches(bs)
+    else:
+        x, y = train
+        n = len(x)
+    n_used = used_rows(n, bs)  # a batch of one breaks BatchNorm
+    if not streamed:
+        steps_per_epoch = math.ceil(n_used / bs)
     state = TrainState(model=model, optimizer=optimizer, plan=plan, max_epochs=max_epochs)
     history, best_state = resume or History(), None
     swa_epochs: list[int] = []
@@ -263,8 +290,9 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
             if resumed and resumed["epoch"] == epoch:
                 gen.set_state(resumed["gen_before"])
                 gen_before, lr_used = resumed["gen_before"], resumed["lr"]
-            perm = order(gen, bs) if order is not None else torch.randperm(n, generator=gen)
-            xs, ys = x[perm], y[perm]                       # (N, F), (N,) or (N, k)
+            if not streamed:
+                perm = order(gen, bs) if order is not None else torch.randperm(n, generator=gen)
+                xs, ys = x[perm], y[perm]                       # (N, F), (N,) or (N, k)
             total = torch.zeros((), device=device)
             skip = n_skipped = 0  # batches already done (resumed); steps the scaler skipped
             if resumed and resumed["epoch"] == epoch:
@@ -272,10 +300,12 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                 n_skipped = resumed.get("scaler_skipped", 0)
                 _set_rng(resumed["rng"], augment, device)  # the draws as they stood then
                 resumed = None
-            for k, i in enumerate(range(0, n_used, bs), start=1):
-                if k <= skip:
-                    continue
-                xb, yb = xs[i:i + bs], ys[i:i + bs]          # (B, F), (B, ...)
+            if streamed:  # the stream draws the epoch's order from gen, as above
+                batches = enumerate(train.epoch(bs, gen, skip=skip), start=skip + 1)
+            else:
+                batches = ((k, (xs[i:i + bs], ys[i:i + bs]))  # (B, F), (B, ...): views
+                           for k, i in enumerate(range(0, n_used, bs), start=1) if k > skip)
+            for k, (xb, yb) in batches:
                 if augment is not None:
                     xb = augment(xb)
                 if move:
@@ -336,10 +366,11 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
                 logs["scaler_skipped"] = n_skipped
             # 3. validation
             if val is not None:
-                out = predict_batches(model, val[0])
-                logs["val_loss"] = loss_fn(out, val[1]).item()
+                out, y_val = (predict_stream(model, val, bs) if isinstance(val, Stream)
+                              else (predict_batches(model, val[0]), val[1]))
+                logs["val_loss"] = loss_fn(out, y_val).item()
                 if val_metrics is not None:
-                    logs.update({f"val_{k}": v for k, v in val_metrics(out, val[1]).items()})
+                    logs.update({f"val_{k}": v for k, v in val_metrics(out, y_val).items()})
             logs["lr"] = lr_used
             if schedule is not None and not schedule.per_batch:
                 schedule.step_epoch(logs.get("val_loss"))
@@ -382,7 +413,8 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor],
             for p, avg in zip(model.parameters(), swa_model.module.parameters(), strict=True):
                 p.copy_(avg)
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-            update_bn((xs[i:i + bs] for i in range(0, n_used, bs)), model,  # running stats
+            update_bn((xb for xb, _ in train.epoch(bs, None)) if streamed  # running stats
+                      else (xs[i:i + bs] for i in range(0, n_used, bs)), model,
                       device=device if move else None)
         history.stop_reason += ("; stochastic weight averaging over epochs "
                                 f"{swa_epochs[0]}–{swa_epochs[-1]}")
