@@ -21,7 +21,15 @@ from . import runs
 from .doctor.findings import sort_findings
 from .pipeline import crossval, experiments
 from .pipeline.prepare import prepare
-from .pipeline.run import Run, load_run, new_run_dir, resume_run, train_and_save, write_inputs
+from .pipeline.run import (
+    Run,
+    follow,
+    load_run,
+    new_run_dir,
+    resume_run,
+    train_and_save,
+    write_inputs,
+)
 from .pipeline.study import search_and_retrain
 from .pipeline.supervise import run_range_test, train_with_doctor
 from .plan import Plan
@@ -29,7 +37,8 @@ from .report import rebuild as rebuild_report
 from .report.compare import write_compare
 from .runs import RUN_FILES
 from .timing import recording
-from .train import make_loss
+from .train import distributed, make_loss
+from .train.devices import training_device
 from .train.lr_find import LRFindResult
 from .train.mlflow_tracking import (
     MlflowWatcher,
@@ -78,6 +87,10 @@ def fit(data: Source, target: str | None = None, *, task: str = "auto",
     with recording():  # the stage timings (environment.json)
         prep = prepare(data, target, task=task, overrides=overrides, test=test, valid=valid,
                        modality=modality, pretrained=pretrained)
+        group = distributed.join(training_device(prep.plan).type)
+        if group is not None and not group.main:  # torchrun: rank 0 writes the run
+            return follow(prep, auto_fix=auto_fix, max_repairs=max_repairs,
+                          preflight=preflight)
         call = {"data": _path(data), "target": target, "task": task, "modality": modality,
                 "overrides": prep.overrides, "test": _path(test), "valid": _path(valid),
                 "pretrained": _path(pretrained), "auto_fix": auto_fix,

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import timing
+from . import launch, timing
 from .errors import NnrecipeError, RunError
 from .lazy import lazy
 from .runs import atomic_write_json, atomic_write_text, read_run_files
@@ -40,6 +40,7 @@ def _thread_count() -> int:
 # `evaluate` load a finished run without the trainer, the doctor or the report. The first
 # module that brings torch sets its thread count (_threads).
 torch = lazy("torch")
+distributed = lazy("nnrecipe.train.distributed")  # torchrun: the process group
 api = lazy("nnrecipe.api", then=_threads)  # train, doctor, plan, cv, experiment, lr-find, …
 saved = lazy("nnrecipe.pipeline.saved", then=_threads)  # predict, evaluate
 exports = lazy("nnrecipe.export", then=_threads)  # export
@@ -193,11 +194,20 @@ def train(
              "disk, from RUN/checkpoints/last.pt, to the result the uninterrupted run would "
              "have had. The run's own data and options are used.", metavar="RUN")] = None,
     mlflow: MlflowOpt = False, mlflow_uri: MlflowUriOpt = None,
+    nproc: Annotated[int, typer.Option(
+        "--nproc", metavar="N",
+        help="Train with N processes on this machine (DistributedDataParallel: gloo on CPUs, "
+             "NCCL with one GPU per process); the plan states the global batch and scales "
+             "the learning rate. Several machines: run torchrun --nnodes M --nproc-per-node N "
+             "--rdzv-backend c10d --rdzv-endpoint HOST:PORT -m nnrecipe train ... on each.")
+    ] = 1,
 ) -> None:
     """Profile the data, plan a network (with reasons), train it under the doctor's eye,
     evaluate it against a dumb baseline, and write the run directory with report.html and
     summary.md. Ctrl-C stops after the current step, still evaluates and saves the best
     weights, and exits with 130; a second Ctrl-C stops at once (--resume goes on)."""
+    if nproc != 1 and _rank() is None:  # start the processes, then wait
+        raise typer.Exit(launch.run_processes(nproc, launch.without_nproc(sys.argv[1:])))
     try:
         if resume is not None:
             run = api.resume(resume, data, progress=not quiet)
@@ -215,6 +225,8 @@ def train(
         print("nnrecipe: stopped at once (Ctrl-C); the run keeps its checkpoints: go on "
               "with nnrecipe train --resume RUN", file=sys.stderr)
         raise typer.Exit(INTERRUPTED) from None
+    if run.path is None:  # a rank other than 0 (torchrun): rank 0 writes and prints
+        return
     if quiet:
         print(run.path)
     else:
@@ -625,6 +637,14 @@ def compare(
     print(api.compare(runs, out, diff))
 
 
+def _rank() -> int | None:
+    """This process's rank when torchrun started several (read from the environment, so a
+    command that trains nothing does not import torch to know)."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        return None
+    return int(os.environ.get("RANK", "0"))
+
+
 def main() -> None:
     try:
         _thread_count()  # a bad NNRECIPE_THREADS fails before any work
@@ -632,9 +652,15 @@ def main() -> None:
             app()
     except NnrecipeError as e:
         line = " ".join(str(e).splitlines())  # a newline in a user's string: still one line
-        print(f"nnrecipe: error: {line}", file=sys.stderr)  # one line, no traceback
+        rank = _rank()
+        told = type(e).__name__ == "PeerLost" and launch.LAUNCHED in os.environ  # it says
+        if not told and (not rank or e.exit_code != 2):  # bad input: rank 0 alone says it
+            where = f" (process {rank})" if rank else ""
+            print(f"nnrecipe: error{where}: {line}", file=sys.stderr)  # one line, no traceback
         sys.exit(e.exit_code)
     finally:
+        if "nnrecipe.train.distributed" in sys.modules:  # torchrun: leave the group
+            distributed.leave()
         # The interpreter's last garbage collections walk every object the libraries made
         # (torch, scikit-learn, matplotlib): about 0.9 s of a command's exit on 2 cores.
         # Frozen objects are skipped; the process's memory goes back to the system anyway,

@@ -244,7 +244,10 @@ class LiveMonitor(Watcher):
         act_names = list(self._acts)
         parts += [torch.stack(v).mean(0).to(device) for v in self._acts.values()]
         self._acts = {}
-        values = torch.cat(parts).tolist()  # the one transfer of this sample
+        sample = torch.cat(parts)
+        if state.group is not None:  # several processes: the mean over every rank's share
+            sample = state.group.mean(sample)
+        values = sample.tolist()  # the one transfer of this sample
         loss_value, pos = values[0], 1
         grad_norms, grad_zero = {}, {}
         for name in names:

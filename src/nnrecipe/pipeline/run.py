@@ -39,14 +39,15 @@ from ..report import write_report
 from ..report.reproduce import environment
 from ..runs import RUN_FILES
 from ..timing import stage
-from ..train import History
+from ..train import History, distributed
 from ..train.checkpoint import load_checkpoint
+from ..train.devices import training_device
 from .prepare import prepare
 from .saved import Run, load_run, resume_hint
 from .supervise import TrainOutcome, train_with_doctor
 
-__all__ = ["Run", "load_run", "new_run_dir", "resume_run", "train_and_save", "train_in_memory",
-           "write_inputs"]
+__all__ = ["Run", "follow", "load_run", "new_run_dir", "resume_run", "train_and_save",
+           "train_in_memory", "write_inputs"]
 
 Source = str | Path | pd.DataFrame
 TRAINED_ON = ("train.device", "train.precision", "train.threads")  # environment.json's hardware
@@ -226,6 +227,18 @@ def train_in_memory(prep: Prepared, *, progress: bool = False, watchers: list | 
                evaluation, path=None, findings=findings, repairs=outcome.repairs)
 
 
+def follow(prep: Prepared, *, auto_fix: bool, max_repairs: int, preflight: bool,
+           resume: dict[str, Any] | None = None) -> Run:
+    """A rank other than 0 of a run with several processes (torchrun): train this rank's
+    share in step with the others, as rank 0 decides; write nothing, score nothing (rank 0
+    writes the run directory). The Run it returns has no path and no evaluation."""
+    outcome = train_with_doctor(prep, prep.modality.inputs(prep), run_dir=None, progress=False,
+                                watchers=[], auto_fix=auto_fix, max_repairs=max_repairs,
+                                preflight=preflight, resume=resume)
+    return Run(outcome.plan, prep.profile, prep.preprocessor, outcome.model, outcome.history,
+               {}, path=None, findings=[], repairs=outcome.repairs)
+
+
 class Diverged(RunError):
     """Training ended without finite weights (the run directory keeps its findings)."""
 
@@ -249,12 +262,17 @@ def resume_run(run_dir: str | Path, data: Any = None, *, progress: bool = False,
         raise RunError(f"{run_dir} was trained from data in memory: give the same data "
                        "again to resume it")
     ckpt = load_checkpoint(run_dir / RUN_FILES["checkpoint_last"])
-    for tmp in run_dir.rglob(".*.tmp"):  # a write cut short by kill -9 (runs.py names them)
-        tmp.unlink(missing_ok=True)
     prep = prepare(source, call.get("target"), task=call.get("task", "auto"),
                    overrides=call.get("overrides"), test=call.get("test"),
                    valid=call.get("valid"), modality=call.get("modality", "auto"),
                    pretrained=call.get("pretrained"))
+    group = distributed.join(training_device(prep.plan).type)
+    if group is not None and not group.main:  # torchrun: rank 0 writes the run
+        return follow(prep, auto_fix=call.get("auto_fix", False),
+                      max_repairs=call.get("max_repairs", 3),
+                      preflight=call.get("preflight", True), resume=ckpt)
+    for tmp in run_dir.rglob(".*.tmp"):  # a write cut short by kill -9 (runs.py names them)
+        tmp.unlink(missing_ok=True)
     if runs.plain(prep.profile.to_dict()) != runs.plain(state.profile):
         raise RunError(f"the data differs from what {run_dir} was trained on (its "
                        "profile.json does not match): resume with the same data")

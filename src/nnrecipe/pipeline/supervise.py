@@ -22,6 +22,7 @@ from ..doctor.findings import Finding
 from ..doctor.monitors import LiveMonitor
 from ..doctor.repair import choose_fix, keeps_weights, repairable_symptom
 from ..doctor.run import after_training, before_training, constant_baseline_loss
+from ..errors import PlanError
 from ..evaluate import MAIN_METRIC
 from ..lazy import lazy
 from ..modalities import Inputs, Prepared
@@ -30,9 +31,9 @@ from ..models.pretrained import Unfreeze
 from ..plan import Decision, Plan, add_parameter_count, make_plan
 from ..runs import RUN_FILES, atomic_write_json
 from ..timing import stage
-from ..train import History, make_loss, make_optimizer, predict_batches, predict_stream
+from ..train import History, distributed, make_loss, make_optimizer, predict_batches, predict_stream
 from ..train import fit as train_fit
-from ..train.devices import placed
+from ..train.devices import placed, training_device
 from ..train.lr_find import LRFindResult, lr_find, plot_lr_find
 from ..train.streams import Stream
 
@@ -59,9 +60,19 @@ def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress:
                       should_stop: Any = None) -> TrainOutcome:
     """``resume``: the checkpoint of an interrupted run (checkpoints/last.pt): the plan,
     repairs and findings so far come from it, and training goes on where it stopped.
-    ``should_stop()``: asked after every step (Ctrl-C)."""
+    ``should_stop()``: asked after every step (Ctrl-C).
+
+    With several processes (torchrun), rank 0 runs the pre-flight and the range test and
+    sends the plan and the findings to the others; each repair is rank 0's choice, sent;
+    the learning-curve checks and label issues run on rank 0 alone."""
     torch_dynamo.load()
     plan, model = prep.plan, prep.model
+    group = distributed.join(training_device(plan).type)
+    if group is not None and _stages(plan):
+        raise PlanError("staged unfreezing (transfer.head_epochs) changes which weights train "
+                        "in the middle of a run, which DistributedDataParallel cannot follow: "
+                        "set transfer.head_epochs=0 or train in one process")
+    leads = group is None or group.main
     train, val_metrics = inputs.train, inputs.val_metrics  # train: a sample when streamed
     task, loss_name = plan["task"], plan["loss.name"]
     loss_fn = make_loss(loss_name)
@@ -70,15 +81,22 @@ def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress:
         out, overrides, tried = _resumed(prep, resume["extra"]["supervisor"])
     else:
         overrides = dict(prep.overrides)
+        findings = []
         with stage("preflight"):
-            if "optimizer.lr_find" in plan:  # optimizer.lr=auto: the range test sets the rate
+            if "optimizer.lr_find" in plan and leads:  # lr=auto: the range test sets the rate
                 result = run_range_test(plan, model, loss_fn, train, run_dir)
-                overrides["optimizer.lr"] = result.suggestion  # a repair re-plans with it
-                plan = plan.with_decision("optimizer.lr", lr_decision(result))
-            findings = before_training(plan, prep.profile, prep.modality.numeric_columns(prep),
-                                       model, *train, loss_fn,
-                                       lambda ps: make_optimizer(plan, ps),
-                                       preflight=preflight)
+                decision = lr_decision(result, plan)
+                overrides["optimizer.lr"] = decision.value  # a repair re-plans with it
+                plan = plan.with_decision("optimizer.lr", decision)
+            if leads:
+                findings = before_training(plan, prep.profile,
+                                           prep.modality.numeric_columns(prep), model, *train,
+                                           loss_fn, lambda ps: make_optimizer(plan, ps),
+                                           preflight=preflight)
+        if group is not None:  # the leader's plan and findings, on every rank
+            plan_d, found, overrides = group.broadcast(
+                (plan.to_dict(), [f.to_dict() for f in findings], overrides))
+            plan, findings = Plan.from_dict(plan_d), [Finding.from_dict(f) for f in found]
         out, tried = TrainOutcome(plan, model, History(), findings), []
     symptom = repairable_symptom(out.findings) if auto_fix and resume is None else None
     trained = resume is not None
@@ -118,8 +136,13 @@ def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress:
             out.repairs[-1]["after"] = _snapshot(out.history)
         interrupted = out.history.stop_reason.startswith("interrupted")
         symptom = repairable_symptom(monitor.findings) if auto_fix and not interrupted else None
+        if group is not None and auto_fix:  # the leader's diagnosis decides the repair
+            sent = group.broadcast(symptom.to_dict() if symptom is not None else None)
+            symptom = Finding.from_dict(sent) if sent is not None else None
         if symptom is None:
             break
+    if not leads:
+        return out
     with stage("after_training"):
         out.findings += _after(out, inputs.val_data, baseline, prep)
     if run_dir is not None:  # per-layer gradient norms and dead units over time (the report)
@@ -163,11 +186,18 @@ def run_range_test(plan: Plan, model: torch.nn.Module, loss_fn: torch.nn.Module,
     return result
 
 
-def lr_decision(result: LRFindResult) -> Decision:
+def lr_decision(result: LRFindResult, plan: Plan | None = None) -> Decision:
+    """The range test's rate as the plan's; with several processes (``train.processes``
+    in ``plan``), scaled from one process's batch to the global batch by the optimizer's
+    rule (train/distributed.lr_scale)."""
     where = (f"; the loss diverged from {result.divergence_lr:.3g}"
              if result.divergence_lr else "")
-    return Decision(result.suggestion, f"LR range test ({result.rule} rule): "
-                    f"{result.suggestion:.3g}{where}", "optimizer.lr_range_test")
+    lr, why = result.suggestion, f"LR range test ({result.rule} rule): {result.suggestion:.3g}"
+    if plan is not None and "train.processes" in plan:
+        k, rule = distributed.lr_scale(plan["optimizer.name"], plan["train.processes"])
+        if k != 1.0:
+            lr, why = lr * k, f"{why} on one process's batch; for the global batch, {rule}"
+    return Decision(lr, why + where, "optimizer.lr_range_test")
 
 
 def _apply_fix(out: TrainOutcome, prep: Prepared, overrides: dict, fix: dict,

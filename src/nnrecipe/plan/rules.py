@@ -17,7 +17,7 @@ from typing import Any
 from ..data.preprocess import categorical_encoding, embedding_dim
 from ..data.profile import DataProfile
 from ..errors import PlanError
-from ..train import devices, optimizers, schedules, streams
+from ..train import devices, distributed, optimizers, schedules, streams
 from .schema import Decision, Plan, validate_overrides
 
 __all__ = ["make_plan", "add_parameter_count", "RULES", "INIT_FOR_ACTIVATION"]
@@ -417,8 +417,32 @@ def make_plan(profile: DataProfile, n_train: int, overrides: Mapping[str, Any] |
         ctx.derived["optimizer.lr_find"] = Decision(
             True, "optimizer.lr=auto: an LR range test before training sets the learning rate",
             "optimizer.lr_range_test")
+    group = distributed.current()
+    if group is not None:
+        _processes(ctx, values, group.world)
     _check_combinations(ctx, values)
     return Plan(ctx.decisions, ctx.derived)
+
+
+def _processes(ctx: Ctx, given: Mapping[str, Any], world: int) -> None:
+    """Several processes (torchrun): how many, the global batch they make, and the
+    learning rate scaled to it (unless the user set the rate)."""
+    bs = ctx["train.batch_size"]
+    ctx.derived["train.processes"] = Decision(
+        world, f"{world} processes started by torchrun train together (DistributedDataParallel"
+        f"): each reads 1 of every {world} rows of an epoch's order, and their gradients "
+        "are averaged before each step", "train.ddp")
+    ctx.derived["train.global_batch_size"] = Decision(
+        bs * world, f"{bs} rows per process × {world} processes: each step's gradient is the "
+        f"mean over {bs * world} rows", "train.ddp_global_batch")
+    if "optimizer.lr" in given:  # a number the user chose, or auto (the range test scales)
+        return
+    k, rule = distributed.lr_scale(ctx["optimizer.name"], world)
+    if k != 1.0:
+        lr = ctx.decisions["optimizer.lr"]
+        ctx.decisions["optimizer.lr"] = Decision(
+            lr.value * k, f"{lr.reason}; for the global batch of {bs * world} rows, {rule}",
+            "optimizer.lr_scaled_for_processes")
 
 
 def _check_combinations(ctx: Ctx, given: Mapping[str, Any]) -> None:

@@ -30,6 +30,10 @@ class TrainState:
     logs: dict[str, Any] = field(default_factory=dict)  # the last epoch's metrics
     history: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str | None = None
+    #: the processes training together (train/distributed.Group) in nnrecipe's loop under
+    #: DDP, None otherwise: a watcher may reduce what it measured across them (every rank
+    #: calls the watchers at the same steps)
+    group: Any = None
 
     def request_stop(self, reason: str) -> None:
         if self.stop_reason is None:

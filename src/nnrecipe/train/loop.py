@@ -32,10 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, update_bn
 
 from ..errors import PlanError
 from ..runs import RUN_FILES, atomic_write_text, json_safe
+from . import distributed
 from .callbacks import TrainState, Watcher
 from .checkpoint import save_checkpoint
 from .devices import Amp, device_of, make_amp, placed, training_device
@@ -45,7 +47,7 @@ from .early_stopping import EarlyStopping
 from .optim import make_optimizer, parameter_groups
 from .progress import TrainProgress
 from .schedules import ScheduleSpec, make_schedule
-from .streams import Stream, used_rows
+from .streams import Stream, shard_order, used_rows
 
 if TYPE_CHECKING:  # train/ never imports plan/ at run time: plan/ reads our records
     from ..plan.schema import Plan
@@ -148,12 +150,15 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] |
     The model trains on ``plan["train.device"]`` (PlanError when this machine lacks it) and
     is moved back to where it was before the call returns; ``train``/``val`` may stay on the
     CPU (each batch is moved). ``plan["train.threads"]``: torch's CPU threads for the call."""
-    with _run_rng(model, training_device(plan), plan["seed"]), placed(model, plan) as device:
+    target = training_device(plan)
+    group = distributed.join(target.type)  # None: one process
+    seed = plan["seed"] + (group.rank if group else 0)  # each rank its own dropout masks
+    with distributed.guard(group), _run_rng(model, target, seed), placed(model, plan) as device:
         return _fit(model, plan, train, val, loss_fn=loss_fn, val_metrics=val_metrics,
                     main_metric=main_metric, watchers=watchers, run_dir=run_dir,
                     progress=progress, resume=resume, tag=tag, augment=augment, order=order,
                     restore=restore, checkpoint_extra=checkpoint_extra,
-                    should_stop=should_stop, device=device)
+                    should_stop=should_stop, device=device, group=group)
 
 
 @contextmanager
@@ -186,9 +191,14 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] 
          augment: Callable[[torch.Tensor], torch.Tensor] | None,
          order: Callable[[torch.Generator, int], torch.Tensor] | None,
          restore: dict[str, Any] | None, checkpoint_extra: Callable[[], dict[str, Any]] | None,
-         should_stop: Callable[[], bool] | None, device: torch.device = CPU) -> History:
-    """:func:`fit`'s work, run inside the seeded RNG, with the model on ``device``."""
-    gen = torch.Generator().manual_seed(plan["seed"])  # shuffling
+         should_stop: Callable[[], bool] | None, device: torch.device = CPU,
+         group: distributed.Group | None = None) -> History:
+    """:func:`fit`'s work, run inside the seeded RNG, with the model on ``device``.
+    ``group``: the processes training together (DDP; train/distributed.py), None alone."""
+    gen = torch.Generator().manual_seed(plan["seed"])  # shuffling: the same on every rank
+    shard = group.shard if group is not None else (0, 1)
+    net = model if group is None else DistributedDataParallel(  # averages the gradients
+        model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = make_optimizer(plan, parameter_groups(model, plan))  # transfer: per-group lr
     move = device.type != "cpu"  # batches are sliced on the CPU, then moved
     amp = make_amp(plan, device)  # None: fp32, the plain path
@@ -217,14 +227,16 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] 
     streamed = isinstance(train, Stream)
     if streamed:
         n = len(train)
-        steps_per_epoch = train.n_batches(bs)
+        steps_per_epoch = train.n_batches(bs, shard)
     else:
         x, y = train
         n = len(x)
     n_used = used_rows(n, bs)  # a batch of one breaks BatchNorm
+    n_here = math.ceil(n_used / shard[1])  # this rank's rows (all of them alone)
     if not streamed:
-        steps_per_epoch = math.ceil(n_used / bs)
-    state = TrainState(model=model, optimizer=optimizer, plan=plan, max_epochs=max_epochs)
+        steps_per_epoch = math.ceil(n_here / bs)
+    state = TrainState(model=model, optimizer=optimizer, plan=plan, max_epochs=max_epochs,
+                       group=group)
     history, best_state = resume or History(), None
     swa_epochs: list[int] = []
     history.best_epoch = history.best_val_loss = None
@@ -237,7 +249,8 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] 
                              steps_per_epoch=steps_per_epoch)
     if restore is not None:
         best_state, swa_model, resumed = _restore(restore, model, optimizer, schedule, gen,
-                                                  augment, watchers, history, state, device)
+                                                  augment, watchers, history, state, device,
+                                                  group)
         swa_epochs = list(restore["swa"]["epochs"]) if restore["swa"] else []
         if scaler is not None and restore.get("scaler"):
             scaler.load_state_dict(restore["scaler"])
@@ -250,7 +263,14 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] 
     for w in watchers:
         w.on_train_begin(state)
 
-    def checkpoint(epoch_done: int, in_epoch: dict[str, Any] | None) -> None:
+    def rng_now() -> dict[str, Any]:
+        """The random streams as they stand (with several ranks: every rank's, gathered,
+        a collective every rank calls at the same point)."""
+        mine = _get_rng(augment, device)
+        return mine if group is None else {**mine, "ranks": group.gather(mine)}
+
+    def checkpoint(epoch_done: int, in_epoch: dict[str, Any] | None,
+                   rng: dict[str, Any]) -> None:
         """checkpoints/last.pt: everything a resumed run needs to go on exactly as this one."""
         save_checkpoint(Path(run_dir) / RUN_FILES["checkpoint_last"], {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -260,17 +280,17 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] 
             "swa": {"model": swa_model.state_dict(), "epochs": swa_epochs} if swa_model
             else None,
             "scaler": scaler.state_dict() if scaler is not None else None,
-            "rng": {**_get_rng(augment, device), "shuffle": gen.get_state()},
+            "rng": {**rng, "shuffle": gen.get_state()},
             "history": {"epochs": history.epochs, "best_epoch": history.best_epoch,
                         "best_val_loss": history.best_val_loss,
                         "seconds": history.seconds + time.perf_counter() - t_start},
             "watchers": [w.state_dict() for w in watchers],
             "extra": checkpoint_extra() if checkpoint_extra else {}})
 
-    def save(epoch_done: int, in_epoch: dict[str, Any] | None) -> None:
+    def save(epoch_done: int, in_epoch: dict[str, Any] | None, rng: dict[str, Any]) -> None:
         """checkpoints/last.pt, and best.pt when the best epoch changed."""
         nonlocal t_saved, best_saved
-        checkpoint(epoch_done, in_epoch)
+        checkpoint(epoch_done, in_epoch, rng)
         if best_state is not None and history.best_epoch != best_saved:
             save_checkpoint(Path(run_dir) / RUN_FILES["checkpoint_best"],
                             {"model": best_state, "epoch": history.best_epoch,
@@ -292,19 +312,23 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] 
                 gen_before, lr_used = resumed["gen_before"], resumed["lr"]
             if not streamed:
                 perm = order(gen, bs) if order is not None else torch.randperm(n, generator=gen)
+                if group is not None:  # this rank's share of the rows the epoch uses
+                    perm = shard_order(perm[:n_used], shard)
                 xs, ys = x[perm], y[perm]                       # (N, F), (N,) or (N, k)
             total = torch.zeros((), device=device)
-            skip = n_skipped = 0  # batches already done (resumed); steps the scaler skipped
+            skip = n_skipped = seen = 0  # batches done (resumed); skipped steps; rows read
             if resumed and resumed["epoch"] == epoch:
                 total, skip = torch.tensor(resumed["total"], device=device), resumed["batches"]
+                seen = resumed.get("rows", 0)
                 n_skipped = resumed.get("scaler_skipped", 0)
-                _set_rng(resumed["rng"], augment, device)  # the draws as they stood then
+                _set_rng(_ranks_rng(resumed["rng"], group), augment, device)  # as they stood
                 resumed = None
             if streamed:  # the stream draws the epoch's order from gen, as above
-                batches = enumerate(train.epoch(bs, gen, skip=skip), start=skip + 1)
+                batches = enumerate(train.epoch(bs, gen, skip=skip, shard=shard),
+                                    start=skip + 1)
             else:
                 batches = ((k, (xs[i:i + bs], ys[i:i + bs]))  # (B, F), (B, ...): views
-                           for k, i in enumerate(range(0, n_used, bs), start=1) if k > skip)
+                           for k, i in enumerate(range(0, n_here, bs), start=1) if k > skip)
             for k, (xb, yb) in batches:
                 if augment is not None:
                     xb = augment(xb)
@@ -315,7 +339,7 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] 
                     for w in step_watchers:
                         w.before_step(state)
                 # 2. zero_grad, forward, loss (+ L1), backward, clip; then step
-                grads = partial(_loss_and_grad, model, loss_fn, xb, yb, optimizer, l1,
+                grads = partial(_loss_and_grad, net, loss_fn, xb, yb, optimizer, l1,
                                 l1_params, clip, params, amp)
                 skipped = False
                 if lbfgs:  # the line search re-evaluates the loss: step takes a closure
@@ -332,36 +356,47 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] 
                 if schedule is not None and schedule.per_batch:
                     schedule.step_batch()
                 total += loss.detach() * len(xb)
+                seen += len(xb)
                 if skipped:  # not a step: the weights did not change, the gradients are inf
                     n_skipped += 1
                     for w in step_watchers:
                         w.skipped_step(state)
-                    if state.stop_reason:
-                        break
                 else:
                     state.step += 1
                     if step_watchers:
                         state.loss = loss.detach()
                         for w in step_watchers:
                             w.after_step(state)
-                        if state.stop_reason:
-                            break
-                bar.step(k)
                 stop_now = should_stop is not None and should_stop()
-                if run_dir is not None and (stop_now or (
-                        k < steps_per_epoch and time.perf_counter() - t_saved >= every)):
-                    save(epoch - 1, {"epoch": epoch, "batches": k, "total": total.item(),
-                                     "gen_before": gen_before, "lr": lr_used,
-                                     "rng": _get_rng(augment, device),
-                                     "scaler_skipped": n_skipped})
+                save_now = run_dir is not None and (stop_now or (
+                    k < steps_per_epoch and time.perf_counter() - t_saved >= every))
+                if group is not None:  # one decision for every rank, at the same step
+                    asked, stop_now, save_now = group.any(bool(state.stop_reason), stop_now,
+                                                          save_now)
+                    if asked:
+                        state.stop_reason = next(r for r in group.gather(state.stop_reason)
+                                                 if r)
+                if state.stop_reason:
+                    break
+                bar.step(k)
+                if save_now:
+                    rng = rng_now()
+                    if run_dir is not None:
+                        save(epoch - 1, {"epoch": epoch, "batches": k, "total": total.item(),
+                                         "gen_before": gen_before, "lr": lr_used, "rng": rng,
+                                         "scaler_skipped": n_skipped, "rows": seen}, rng)
                 if stop_now:
                     state.request_stop(f"interrupted (Ctrl-C) at epoch {epoch}, step "
                                        f"{state.step}")
                     break
             if state.stop_reason and state.stop_reason.startswith("interrupted"):
                 break  # mid-epoch: the epoch is not logged; the checkpoint holds it
-            logs: dict[str, Any] = {"epoch": epoch, "train_loss": total.item() / n_used,
-                                    **(tag or {})}
+            if group is None:
+                train_loss = total.item() / n_used
+            else:  # every rank's rows (with the padding rows of a short share)
+                summed, rows = group.sum(total.item(), float(seen))
+                train_loss = summed / rows
+            logs: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, **(tag or {})}
             if scaler is not None:  # fp16 steps skipped for overflowing gradients
                 logs["scaler_skipped"] = n_skipped
             # 3. validation
@@ -394,13 +429,19 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] 
             state.history = history.epochs  # includes this epoch
             for w in watchers:
                 w.on_epoch_end(state)
+            save_now = run_dir is not None and (
+                bool(state.stop_reason) or epoch in (first_epoch, max_epochs)
+                or time.perf_counter() - t_saved >= gap)
+            if group is not None:  # rank 0 decides whether to stop, and to save
+                state.stop_reason, save_now = group.broadcast((state.stop_reason, save_now))
             if run_dir is not None:  # after the watchers: the checkpoint holds what they saw
                 lines.append(json.dumps(json_safe(logs)))  # NaN → null
                 atomic_write_text(Path(run_dir) / RUN_FILES["metrics"],
                                   "".join(line + "\n" for line in lines), durable=False)
-                if (state.stop_reason or epoch in (first_epoch, max_epochs)
-                        or time.perf_counter() - t_saved >= gap):
-                    save(epoch, None)
+            if save_now:
+                rng = rng_now()
+                if run_dir is not None:
+                    save(epoch, None, rng)
             bar.epoch(logs)
             if state.stop_reason:
                 break
@@ -414,7 +455,7 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] 
                 p.copy_(avg)
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
             update_bn((xb for xb, _ in train.epoch(bs, None)) if streamed  # running stats
-                      else (xs[i:i + bs] for i in range(0, n_used, bs)), model,
+                      else (xs[i:i + bs] for i in range(0, n_here, bs)), model,
                       device=device if move else None)
         history.stop_reason += ("; stochastic weight averaging over epochs "
                                 f"{swa_epochs[0]}–{swa_epochs[-1]}")
@@ -439,10 +480,17 @@ def _set_rng(rng: dict[str, Any], augment: Any, device: torch.device) -> None:
         augment.set_rng_state(rng["augment"])
 
 
+def _ranks_rng(rng: dict[str, Any], group: distributed.Group | None) -> dict[str, Any]:
+    """This rank's random streams from a checkpoint's (rank 0's alone: the top level)."""
+    if group is None or len(rng.get("ranks") or ()) != group.world:  # not the same ranks
+        return rng
+    return rng["ranks"][group.rank]
+
+
 def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
              schedule: Any, gen: torch.Generator, augment: Any, watchers: list[Watcher],
-             history: History, state: TrainState, device: torch.device
-             ) -> tuple[Any, Any, dict | None]:
+             history: History, state: TrainState, device: torch.device,
+             group: distributed.Group | None = None) -> tuple[Any, Any, dict | None]:
     """Put a checkpoint's state back: weights, optimizer, schedule, every random stream,
     the history and the watchers. Returns (the best weights so far, the SWA average,
     where the checkpoint stopped mid-epoch or None)."""
@@ -451,7 +499,7 @@ def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Opti
     if schedule is not None and ckpt["schedule"] is not None:
         schedule.load_state_dict(ckpt["schedule"])
     gen.set_state(ckpt["rng"]["shuffle"])
-    _set_rng(ckpt["rng"], augment, device)
+    _set_rng(_ranks_rng(ckpt["rng"], group), augment, device)
     h = ckpt["history"]
     history.epochs = list(h["epochs"])
     history.best_epoch, history.best_val_loss = h["best_epoch"], h["best_val_loss"]

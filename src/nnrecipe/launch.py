@@ -1,0 +1,67 @@
+"""``nnrecipe train ... --nproc N``: start N processes on this machine that train together
+(DistributedDataParallel), as ``torchrun --standalone --nproc-per-node N -m nnrecipe train
+...`` would, through torch's own launcher (``torch.distributed.launcher``).
+
+Each process runs the same command without ``--nproc`` and learns its rank from the
+environment torchrun's agent sets; rank 0 writes the run directory and prints. When a
+process fails, the agent ends the others (no hang) and this returns the failed process's
+exit code; its own one-line message is already on stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import uuid
+
+from .errors import PlanError
+
+__all__ = ["run_processes", "without_nproc"]
+
+#: exit codes whose process printed its own one-line message (cli.py): 1 strict findings,
+#: 2 bad input, 3 a run's state, 4 diverged, 130 Ctrl-C
+OWN_MESSAGE = {1, 2, 3, 4, 130}
+LAUNCHED = "NNRECIPE_LAUNCHED"  # set in the processes this module starts
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """The command line with ``--nproc N`` / ``--nproc=N`` taken out."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def run_processes(nproc: int, args: list[str]) -> int:
+    """Run ``python -m nnrecipe ARGS`` in ``nproc`` processes with a local rendezvous;
+    the exit code of the first that failed (0 when all finished)."""
+    if nproc < 1:
+        raise PlanError(f"--nproc must be at least 1, got {nproc}")
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    # the agent logs every start and stop; the processes say what matters themselves, and
+    # a process that lost the others (one of them failed) leaves the telling to this one
+    os.environ[LAUNCHED] = "1"
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc,
+                          run_id=f"nnrecipe-{uuid.uuid4().hex[:8]}", rdzv_backend="c10d",
+                          rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.2)
+    try:
+        elastic_launch(config, sys.executable)("-m", "nnrecipe", *args)
+    except ChildFailedError as e:
+        rank, failure = e.get_first_failure()
+        code = failure.exitcode if failure.exitcode > 0 else 1  # < 0: killed by a signal
+        if failure.exitcode not in OWN_MESSAGE:
+            why = (f"killed by signal {-failure.exitcode}" if failure.exitcode < 0
+                   else f"exit code {failure.exitcode}")
+            print(f"nnrecipe: error: process {rank} of {nproc} failed ({why}); the others "
+                  "were stopped", file=sys.stderr)
+        return code
+    return 0
