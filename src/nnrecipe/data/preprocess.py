@@ -20,7 +20,8 @@ import pandas as pd
 from ..errors import DataError
 from .profile import FLOAT32_MAX, show_names
 
-__all__ = ["Preprocessor", "categorical_encoding", "embedding_dim", "ONE_HOT_MAX_LEVELS"]
+__all__ = ["Preprocessor", "categorical_encoding", "embedding_dim", "ONE_HOT_MAX_LEVELS",
+           "class_target_state", "numeric_target_state"]
 
 ONE_HOT_MAX_LEVELS = 10  # more levels than this: an embedding is smaller than a one-hot block
 _TRUE = {"true", "yes", "y", "t", "1", "1.0"}
@@ -45,7 +46,11 @@ class Preprocessor:
     # ---- fitting -------------------------------------------------------------------------
     @classmethod
     def fit(cls, train: pd.DataFrame, *, target: str, task: str, kinds: dict[str, str],
-            drop: dict[str, str], scale: str, target_activation: str) -> Preprocessor:
+            drop: dict[str, str], scale: str, target_activation: str,
+            target_transform: dict[str, Any] | None = None) -> Preprocessor:
+        """``target_transform``: the target's state when it was measured elsewhere (a
+        streamed table counts its classes or moments over every training row, while
+        ``train`` is a sample of them); by default it is fitted on ``train``."""
         numeric, onehot, embed = [], [], []
         for col, kind in kinds.items():
             if col in drop:
@@ -73,7 +78,8 @@ class Preprocessor:
             "numeric": numeric,
             "onehot": onehot,
             "embed": embed,
-            "target_transform": _fit_target(train[target], task, target_activation),
+            "target_transform": (target_transform if target_transform is not None
+                                 else _fit_target(train[target], task, target_activation)),
         }
         return cls(state)
 
@@ -108,7 +114,10 @@ class Preprocessor:
         if missing:
             raise DataError(f"{what} lacks column(s) {missing} that the model was trained on; "
                             "add them (values may be empty)")
-        out = np.empty((len(df), self.n_numeric + len(self.state["embed"])), dtype=np.float32)
+        # filled column by column: in column order (one contiguous write each), then turned
+        # into the row order the network reads in one pass
+        out = np.empty((len(df), self.n_numeric + len(self.state["embed"])), dtype=np.float32,
+                       order="F")
         j = 0
         for spec in self.state["numeric"]:
             out[:, j] = _apply_numeric(df[spec["source"]], spec, what)
@@ -123,7 +132,7 @@ class Preprocessor:
         for spec in self.state["embed"]:
             out[:, j] = _codes(df[spec["name"]], spec["levels"]) + 1  # 0 = unseen level
             j += 1
-        return out
+        return np.ascontiguousarray(out)
 
     def transform_target(self, y: pd.Series) -> np.ndarray:
         """Class codes (int64) for classification, scaled floats for regression."""
@@ -247,7 +256,22 @@ def _fit_target(y: pd.Series, task: str, activation: str) -> dict[str, Any]:
         return {"classes": classes, "counts": [int(counts[str(c)]) for c in classes],
                 "loc": 0.0, "scale": 1.0}
     v = y.to_numpy(dtype=np.float64)
-    lo, hi, mean, std = float(v.min()), float(v.max()), float(v.mean()), float(v.std()) or 1.0
+    return numeric_target_state(float(v.min()), float(v.max()), float(v.mean()),
+                                float(v.std()), activation)
+
+
+def class_target_state(counts: dict[Any, int]) -> dict[str, Any]:
+    """The target state of classes counted elsewhere (value → training rows), as
+    ``_fit_target`` makes it from the rows themselves."""
+    classes = sorted(counts, key=lambda c: (str(type(c)), c))
+    return {"classes": classes, "counts": [int(counts[c]) for c in classes],
+            "loc": 0.0, "scale": 1.0}
+
+
+def numeric_target_state(lo: float, hi: float, mean: float, std: float, activation: str
+                         ) -> dict[str, Any]:
+    """A regression target's scaling from its range and moments (ddof 0)."""
+    lo_, hi_, std = lo, hi, std or 1.0
     if activation in ("sigmoid", "tanh"):
         # bounded output: map the target's range onto the activation's range
         if lo >= 0 and hi <= 1:
@@ -262,4 +286,4 @@ def _fit_target(y: pd.Series, task: str, activation: str) -> dict[str, Any]:
     else:
         loc, scale = mean, std
     return {"loc": loc, "scale": scale, "activation": activation, "mean": mean, "std": std,
-            "min": float(v.min()), "max": float(v.max())}
+            "min": lo_, "max": hi_}
