@@ -5,15 +5,21 @@ The network never sees a file: ``load_image_folder`` / ``load_array_npz`` give a
 fitted on the training split only, and ``to_tensor`` turns any split into the normalised,
 channels-first float tensor a convolution reads. The stats are plain lists, so they go into
 ``preprocess.json`` as they are.
+
+A folder too large to decode at once stays on disk: ``scan_image_folder`` reads only the
+headers into :class:`ImageFiles` (file names and how to decode them), and
+``ImageFiles.decode`` turns any batch of them into the same uint8 array
+``load_image_folder`` would hold for those images.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +28,10 @@ import torch
 from ..errors import DataError
 from ..runs import atomic_write_bytes
 
-__all__ = ["ArraySet", "IMAGE_EXTENSIONS", "MAX_SIDE", "STD_FLOOR", "class_folder_files",
-           "common_size", "load_image_folder", "load_array_npz", "labels_to_codes", "channel_stats",
-           "to_tensor", "save_thumbnail_grid"]
+__all__ = ["ArraySet", "IMAGE_EXTENSIONS", "ImageFiles", "MAX_SIDE", "STD_FLOOR",
+           "class_folder_files", "common_size", "load_image_folder", "load_array_npz",
+           "labels_to_codes", "channel_stats", "file_stats", "scaled_size", "scan_image_folder",
+           "stats_positions", "to_tensor", "save_thumbnail_grid"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 # The networks nnrecipe plans are small and often train on a CPU: the cost of a convolution
@@ -34,6 +41,11 @@ MAX_SIDE = 64
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 _STATS_CHUNK = 4096  # samples per step when summing, so stats never copy the whole set to float
 STD_FLOOR = 1e-6  # a constant channel would otherwise divide by zero
+# The channel statistics are a mean and a standard deviation per channel: a few thousand
+# images pin them to about 1% of their spread (the standard error falls as 1/sqrt(n), and
+# each image holds thousands of pixels), so decoding every training image of a large folder
+# only to fit six numbers would cost a pass over the disk for nothing.
+STATS_SAMPLE = 2048
 
 
 @dataclass
@@ -54,6 +66,94 @@ class ArraySet:
 
     def __len__(self) -> int:
         return len(self.y)
+
+
+@dataclass
+class ImageFiles:
+    """A folder's images left on disk: what a streamed split reads a batch at a time.
+
+    Memory grows with the number of images by a file name and a flag each, never by pixels.
+    ``paths``: each image's file; ``grey``: decode it as greyscale (its folder held only grey
+    images) rather than RGB; ``channels``: the channels every decoded image ends with (grey
+    repeated into colour, colour averaged into grey, as :func:`match_colours`);
+    ``size``: (height, width) that :func:`load_image_folder` would have read the training
+    folder at (its :func:`common_size`), kept so the in-memory path decodes the same array;
+    ``native``: the median (height, width) before any cap (what a larger planned size can
+    use)."""
+
+    paths: list[str]
+    grey: np.ndarray
+    channels: int
+    size: tuple[int, int]
+    native: tuple[int, int]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """As the array :meth:`decode` would make at ``size``, so shape checks read alike."""
+        return (len(self.paths), *self.size, self.channels)
+
+    def decode(self, pos: Sequence[int] | np.ndarray, size: Sequence[int] | None = None
+               ) -> np.ndarray:
+        """The images at ``pos`` as uint8 (n, H, W, C) at ``size`` (default ``self.size``),
+        decoded exactly as :func:`load_image_folder` decodes them. Draws no random numbers
+        (a DataLoader worker calls it)."""
+        h, w = tuple(size) if size is not None else self.size
+        pos = np.asarray(pos, dtype=np.int64).reshape(-1)
+        out = np.empty((len(pos), h, w, self.channels), dtype=np.uint8)
+        for i, p in enumerate(pos):
+            f = Path(self.paths[p])  # named in an error as class/file, as the folder lists it
+            px = _decode(f, f.parent.parent, "L" if self.grey[p] else "RGB", h, w)
+            out[i] = match_colours(px, self.channels)
+        return out
+
+    def take(self, pos: np.ndarray) -> ImageFiles:
+        pos = np.asarray(pos, dtype=np.int64)
+        return replace(self, paths=[self.paths[p] for p in pos], grey=self.grey[pos])
+
+    def __add__(self, other: ImageFiles) -> ImageFiles:
+        """These files, then ``other`` 's (a separate test folder), decoded with these
+        files' channels and size."""
+        return replace(self, paths=self.paths + other.paths,
+                       grey=np.concatenate([self.grey, other.grey]))
+
+    def duplicates(self) -> int:
+        """Files with the same bytes as an earlier one (read a file at a time; only a
+        16-byte digest per file is kept)."""
+        seen: set[bytes] = set()
+        for f in self.paths:
+            seen.add(hashlib.blake2b(Path(f).read_bytes(), digest_size=16).digest())
+        return len(self.paths) - len(seen)
+
+
+def match_colours(x: np.ndarray, channels: int) -> np.ndarray:
+    """Channels-last images with ``channels`` channels: grey repeated into colour, colour
+    averaged into grey; unchanged when they already match."""
+    if x.shape[-1] == channels:
+        return x
+    if x.shape[-1] == 1:
+        return np.repeat(x, channels, axis=-1)
+    return x.mean(axis=-1, keepdims=True).astype(x.dtype)
+
+
+def scaled_size(hw: Sequence[int], side: int) -> list[int]:
+    """(height, width) ``hw`` scaled, keeping its aspect ratio, so its longer side is
+    ``side`` (up or down)."""
+    if side == max(hw):
+        return [int(v) for v in hw]
+    k = side / max(hw)
+    return [max(1, round(v * k)) for v in hw]
+
+
+def stats_positions(train: np.ndarray, seed: int, n: int = STATS_SAMPLE) -> np.ndarray:
+    """The training positions the channel statistics are fitted on: all of them up to
+    ``n`` (STATS_SAMPLE says why), else ``n`` drawn with ``seed``, in order."""
+    train = np.asarray(train)
+    if len(train) <= n:
+        return train
+    return np.sort(np.random.default_rng(seed).choice(train, size=n, replace=False))
 
 
 # ---- folders of class subfolders (shared with audio) --------------------------------------
@@ -103,17 +203,15 @@ def common_size(sizes: Sequence[tuple[int, int]], max_side: int = MAX_SIDE) -> t
 
 
 # ---- image folders ------------------------------------------------------------------------
-def load_image_folder(path: str | Path, size: tuple[int, int] | None = None,
-                      unlabelled: bool = False, min_classes: int = 2) -> ArraySet:
-    """Read ``path/<class>/<image>`` into uint8 (N, H, W, C): RGB, or greyscale (C=1) when
-    every image is greyscale; resized (bilinear) to ``size`` = (height, width), by default
-    :func:`common_size` of the images. ``unlabelled``: every image under ``path``."""
-    from PIL import Image, ImageOps
-
+def scan_image_folder(path: str | Path, size: tuple[int, int] | None = None,
+                      unlabelled: bool = False, min_classes: int = 2
+                      ) -> tuple[ImageFiles, np.ndarray, list[str], list[str]]:
+    """The images under ``path/<class>/`` without their pixels: (files, class codes, class
+    names, each image's name). Reads only the headers (size, mode): cheap, and it finds
+    non-images early. ``size``: as :func:`load_image_folder`."""
     root = Path(path)
     classes, files = class_folder_files(root, IMAGE_EXTENSIONS, "image", unlabelled,
                                         min_classes)
-    # Pass 1 reads only the headers (size, mode): cheap, and it finds non-images early.
     sizes, grey = [], True
     for f in (f for group in files for f in group):
         with _open_image(f, root) as im:
@@ -122,26 +220,39 @@ def load_image_folder(path: str | Path, size: tuple[int, int] | None = None,
     h, w = size if size is not None else common_size(sizes)
     if h < 1 or w < 1:
         raise DataError(f"image size must be positive (height, width), got {size}")
-    mode = "L" if grey else "RGB"
-    x = np.empty((len(sizes), h, w, 1 if grey else 3), dtype=np.uint8)
-    y, names, i = [], [], 0
-    for code, group in enumerate(files):
-        for f in group:
-            with _open_image(f, root) as im:
-                try:  # pass 2 decodes the pixels: a truncated file fails here
-                    im = ImageOps.exif_transpose(im)  # phone photos: upright
-                    if im.mode.startswith("I") or im.mode == "F":
-                        im = _to_8bit(im)
-                    im = im.convert(mode)
-                    if im.size != (w, h):
-                        im = im.resize((w, h), Image.Resampling.BILINEAR)
-                    x[i] = np.asarray(im).reshape(h, w, -1)
-                except (OSError, ValueError, SyntaxError) as e:
-                    raise _unreadable(f, root, e) from None
-            y.append(code)
-            names.append(f.relative_to(root).as_posix())
-            i += 1
-    return ArraySet(x, np.asarray(y, dtype=np.int64), classes, names)
+    native = common_size(sizes, max_side=10**9)
+    paths = [str(f) for group in files for f in group]
+    y = np.asarray([code for code, group in enumerate(files) for _ in group], dtype=np.int64)
+    names = [f.relative_to(root).as_posix() for group in files for f in group]
+    image_files = ImageFiles(paths, np.full(len(paths), grey), 1 if grey else 3, (h, w),
+                             native)
+    return image_files, y, classes, names
+
+
+def load_image_folder(path: str | Path, size: tuple[int, int] | None = None,
+                      unlabelled: bool = False, min_classes: int = 2) -> ArraySet:
+    """Read ``path/<class>/<image>`` into uint8 (N, H, W, C): RGB, or greyscale (C=1) when
+    every image is greyscale; resized (bilinear) to ``size`` = (height, width), by default
+    :func:`common_size` of the images. ``unlabelled``: every image under ``path``."""
+    files, y, classes, names = scan_image_folder(path, size, unlabelled, min_classes)
+    return ArraySet(files.decode(np.arange(len(files))), y, classes, names)
+
+
+def _decode(f: Path, root: Path, mode: str, h: int, w: int) -> np.ndarray:
+    """One image's pixels, (h, w, C) uint8: upright, 8-bit, in ``mode``, resized (bilinear)."""
+    from PIL import Image, ImageOps
+
+    with _open_image(f, root) as im:
+        try:  # the pixels are decoded here: a truncated file fails here
+            im = ImageOps.exif_transpose(im)  # phone photos: upright
+            if im.mode.startswith("I") or im.mode == "F":
+                im = _to_8bit(im)
+            im = im.convert(mode)
+            if im.size != (w, h):
+                im = im.resize((w, h), Image.Resampling.BILINEAR)
+            return np.asarray(im).reshape(h, w, -1)
+        except (OSError, ValueError, SyntaxError) as e:
+            raise _unreadable(f, root, e) from None
 
 
 def _is_grey(im) -> bool:
@@ -258,19 +369,51 @@ def labels_to_codes(y: np.ndarray, where: str) -> tuple[np.ndarray, list[str]]:
 # ---- normalisation ------------------------------------------------------------------------
 def channel_stats(x_train: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of channels-last ``x_train`` (uint8 read on the 0-1 scale)."""
-    c = x_train.shape[-1]
-    scale = 1 / 255 if x_train.dtype == np.uint8 else 1.0
-    total, total_sq, count = np.zeros(c), np.zeros(c), 0
+    sums = _Sums()
     for start in range(0, len(x_train), _STATS_CHUNK):
-        part = x_train[start:start + _STATS_CHUNK].reshape(-1, c).astype(np.float64) * scale
-        total += part.sum(axis=0)
-        total_sq += np.square(part).sum(axis=0)
-        count += len(part)
-    if count == 0:
-        raise DataError("cannot compute image statistics of an empty training split")
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
-    return [float(v) for v in mean], [float(v) for v in std]
+        sums.add(x_train[start:start + _STATS_CHUNK])
+    return sums.stats()
+
+
+def file_stats(files: ImageFiles, pos: np.ndarray, size: Sequence[int], chunk: int = 256
+               ) -> tuple[list[float], list[float]]:
+    """:func:`channel_stats` of the files at ``pos`` decoded at ``size``, ``chunk`` images
+    at a time, so their pixels are never all in memory at once. The same numbers as
+    channel_stats of the decoded array: uint8 sums are exact integers, whatever the chunks."""
+    sums = _Sums()
+    pos = np.asarray(pos)
+    for start in range(0, len(pos), chunk):
+        sums.add(files.decode(pos[start:start + chunk], size))
+    return sums.stats()
+
+
+class _Sums:
+    """Per-channel sums and sums of squares. uint8 pixels are summed as int64: exact, so
+    the result does not depend on how the images were chunked."""
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | float = 0
+        self.total_sq: np.ndarray | float = 0
+        self.count = 0
+        self.scale = 1.0
+
+    def add(self, x: np.ndarray) -> None:
+        part = x.reshape(-1, x.shape[-1])
+        if x.dtype == np.uint8:
+            part, self.scale = part.astype(np.int64), 1 / 255
+        else:
+            part = part.astype(np.float64)
+        self.total = self.total + part.sum(axis=0)
+        self.total_sq = self.total_sq + np.square(part).sum(axis=0)
+        self.count += len(part)
+
+    def stats(self) -> tuple[list[float], list[float]]:
+        if self.count == 0:
+            raise DataError("cannot compute image statistics of an empty training split")
+        mean = np.asarray(self.total, dtype=np.float64) * self.scale / self.count
+        sq = np.asarray(self.total_sq, dtype=np.float64) * self.scale**2 / self.count
+        std = np.sqrt(np.maximum(sq - mean**2, 0.0))
+        return [float(v) for v in mean], [float(v) for v in std]
 
 
 def to_tensor(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -279,13 +422,16 @@ def to_tensor(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> tor
     if x.shape[-1] != len(mean) or len(mean) != len(std):
         raise DataError(f"images have {x.shape[-1]} channel(s) but the statistics were "
                         f"fitted on {len(mean)}; give images with {len(mean)} channel(s)")
-    t = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float32)
+    # one float copy, channels-first, then normalised in place: a batch of a streamed split
+    # costs its float size once, not four times (the same arithmetic, element by element)
+    t = torch.from_numpy(np.ascontiguousarray(x)).movedim(-1, 1).to(
+        torch.float32, memory_format=torch.contiguous_format, copy=True)
     if x.dtype == np.uint8:
-        t = t / 255
-    m = torch.tensor(list(mean), dtype=torch.float32)
-    s = torch.tensor(list(std), dtype=torch.float32).clamp_min(STD_FLOOR)
-    t = (t - m) / s
-    return t.movedim(-1, 1).contiguous()
+        t.div_(255)
+    shape = (1, len(mean)) + (1,) * (t.dim() - 2)
+    m = torch.tensor(list(mean), dtype=torch.float32).reshape(shape)
+    s = torch.tensor(list(std), dtype=torch.float32).clamp_min(STD_FLOOR).reshape(shape)
+    return t.sub_(m).div_(s)
 
 
 # ---- a grid of thumbnails -----------------------------------------------------------------

@@ -33,23 +33,30 @@ from ..plan.schema import Plan
 from ..runs import atomic_write_bytes
 from ..timing import stage
 from ..train import predict_batches, target_tensor
-from .base import Inputs, Modality, Prepared, Source, n_trainable, seeded_build
+from ..train.streams import PositionStream
+from .base import Inputs, Modality, Prepared, Source, n_trainable, seeded_build, streamed_inputs
 
 mpl_figure = lazy("matplotlib.figure")
 model_selection = lazy("sklearn.model_selection")
 
-__all__ = ["ClassModality", "SampleEncoder", "SampleModality", "SampleSplits", "Samples",
-           "class_samples", "figure", "save_figure"]
+__all__ = ["ClassModality", "EncodeFetch", "SampleEncoder", "SampleModality", "SampleSplits",
+           "Samples", "class_samples", "figure", "save_figure", "streaming"]
 
 VAL_SHARE = TEST_SHARE = 0.15  # as for tables
 WORST = 16  # highest-loss test samples kept for the report
+#: samples per forward pass when scoring samples read from disk: the activations of a
+#: convnet's first blocks are ten to twenty times its input, so a chunk is a few training
+#: batches, and at most SCORE_BYTES of encoded inputs (170 colour images of 224 px)
+SCORE_ROWS = 128
+SCORE_BYTES = 32 * 2**20
 
 
 @dataclass
 class Samples:
-    """Loaded samples. ``x``: images (N,H,W,C) uint8, volumes (N,D,H,W,C), waves (N,T),
-    texts (N,) str, sequences (N,T,1), or a series' values (T, F); ``y``: class codes (N,)
-    (None for a series: its targets are the future values)."""
+    """Loaded samples. ``x``: images (N,H,W,C) uint8, or an image folder's files
+    (data/images.ImageFiles: names, decoded a batch at a time), volumes (N,D,H,W,C), waves
+    (N,T), texts (N,) str, sequences (N,T,1), or a series' values (T, F); ``y``: class codes
+    (N,) (None for a series: its targets are the future values)."""
 
     modality: str
     x: Any
@@ -161,6 +168,21 @@ class SampleModality(Modality):
     def augment(self, plan: Plan) -> Any:
         return None
 
+    def settle(self, data: Samples, plan: Plan, profile: DataProfile | None) -> Samples:
+        """The samples as the plan reads them, once it is made: a modality that loaded
+        only file names decodes them here when ``data.loader`` is memory (and corrects the
+        ``profile`` from the pixels). Default: as they are."""
+        return data
+
+    def on_disk(self, data: Samples) -> bool:
+        """True when ``data.x`` names files rather than holding the samples: scoring and
+        prediction then read them a chunk at a time."""
+        return False
+
+    def concat(self, a: Any, b: Any) -> Any:
+        """Training samples followed by a separate test set's (``--test``)."""
+        return np.concatenate([a, b])
+
     def order(self, data: Samples, splits: SampleSplits, plan: Plan) -> Any:
         return None
 
@@ -200,6 +222,7 @@ class SampleModality(Modality):
             splits = self.split(data, first, held)
             profile.splits = {"how": splits.how, **splits.sizes()}
             the_plan = make_plan(profile, len(splits.train), given)
+            data = self.settle(data, the_plan, profile)
             enc = self.fit_encoder(data, splits.train, the_plan)
             prep = Prepared(self, the_plan, profile, enc, None, splits, name, given,
                             data=data, pretrained=pre)
@@ -217,11 +240,12 @@ class SampleModality(Modality):
 
     def replan(self, prep: Prepared, given: dict[str, Any]) -> Prepared:
         the_plan = make_plan(prep.profile, prep.n_train, given)
-        same = all(prep.plan[k] == the_plan[k] for k in self.encoder_keys
-                   if k in prep.plan and k in the_plan)
-        enc = prep.preprocessor if same else self.fit_encoder(prep.data, prep.splits.train,
+        data = self.settle(prep.data, the_plan, None)
+        same = data is prep.data and all(prep.plan[k] == the_plan[k] for k in self.encoder_keys
+                                         if k in prep.plan and k in the_plan)
+        enc = prep.preprocessor if same else self.fit_encoder(data, prep.splits.train,
                                                                the_plan)
-        return self._finish(prep.with_(overrides=given), the_plan, enc)
+        return self._finish(prep.with_(overrides=given, data=data), the_plan, enc)
 
     def refold(self, prep: Prepared, held: np.ndarray) -> Prepared:
         return self._prepare(prep.data, prep.overrides, prep.name, prep.pretrained, held)
@@ -336,7 +360,7 @@ class ClassModality(SampleModality):
         codes = np.asarray([data.classes.index(c) for c in test.classes])[test.y]
         x = self.like(test.x, data.x, where)
         info = {**data.info, "test_start": len(data.x), "test_source": where}
-        return Samples(data.modality, np.concatenate([data.x, x]),
+        return Samples(data.modality, self.concat(data.x, x),
                        np.concatenate([data.y, codes]), data.classes,
                        data.names + [f"test:{n}" for n in test.names], data.target,
                        data.task, data.task_reason, info)
@@ -349,19 +373,25 @@ class ClassModality(SampleModality):
         return x.astype(ref.dtype)
 
     def inputs(self, prep: Prepared) -> Inputs:
+        """Each split as tensors (``data.loader=memory``), or as streams that encode a
+        batch at a time (``stream``: :class:`EncodeFetch` in DataLoader workers), with a
+        seeded sample of each in memory for the doctor."""
         plan, enc, data, s = prep.plan, prep.preprocessor, prep.data, prep.splits
-        x_tr, y_tr = enc.encode(data, s.train)
-        x_va, y_va = enc.encode(data, s.val)
         task = plan["task"]
-
-        def as_target(y: np.ndarray) -> torch.Tensor:
-            return target_tensor(y, task, plan["loss.name"], plan["model.n_outputs"])
+        y_va = data.y[s.val]
 
         def val_metrics(out: torch.Tensor, _y: torch.Tensor) -> dict[str, float]:
             proba = outputs_to_predictions(out, task, plan["loss.name"])
             return {"accuracy": float(np.mean(proba.argmax(axis=1) == y_va))}
 
-        return Inputs(x_tr, as_target(y_tr), x_va, as_target(y_va), val_metrics)
+        fetch = EncodeFetch(enc, data, plan)
+        if streaming(plan):
+            pin = plan["train.device"] == "cuda" if "train.device" in plan else False
+            workers = plan["data.workers"] if "data.workers" in plan else 0
+            train, val = (PositionStream(fetch, pos, workers=workers, pin=pin)
+                          for pos in (s.train, s.val))
+            return streamed_inputs(train, val, val_metrics, plan["seed"])
+        return Inputs(*fetch(s.train), *fetch(s.val), val_metrics)
 
     def score(self, prep: Prepared, model: torch.nn.Module, plan: Plan,
               run_dir: Path | None) -> dict[str, Any]:
@@ -370,9 +400,8 @@ class ClassModality(SampleModality):
     def _score(self, enc: SampleEncoder, data: Samples, test: np.ndarray,
                model: torch.nn.Module, plan: Plan, run_dir: Path | None) -> dict[str, Any]:
         """Test metrics beside the majority class's, and the highest-loss test samples."""
-        x, y = enc.encode(data, test)
         task = plan["task"]
-        proba = outputs_to_predictions(predict_batches(model, x), task, plan["loss.name"])
+        proba, y = self._predict(enc, data, test, model, plan)
         metrics = classification_metrics(y, proba, data.classes)
         base = baseline_metrics(task, {"counts": enc.state["counts"]}, y, data.classes)
         extra = {k: metrics.pop(k) for k in ("per_class", "confusion_matrix") if k in metrics}
@@ -393,6 +422,20 @@ class ClassModality(SampleModality):
                 "baseline": {"name": "majority_class", "metrics": base}, **extra,
                 "worst": rows}
 
+    def _predict(self, enc: SampleEncoder, data: Samples, pos: np.ndarray,
+                 model: torch.nn.Module, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted probabilities of the samples at ``pos``, and their class codes. Samples
+        on disk are encoded a chunk at a time (SCORE_ROWS), never all at once."""
+        if not self.on_disk(data):
+            x, y = enc.encode(data, pos)
+            out = predict_batches(model, x)
+        else:
+            per_sample = 4 * int(np.prod(enc.input_shape))
+            chunk = max(1, min(SCORE_ROWS, SCORE_BYTES // per_sample))
+            stream = PositionStream(EncodeFetch(enc, data, plan, targets=False), pos)
+            out, y = predict_batches(model, stream, chunk), data.y[pos]
+        return outputs_to_predictions(out, plan["task"], plan["loss.name"]), y
+
     def worst_extra(self, data: Samples, pos: int) -> dict[str, Any]:
         """More to say about one of the worst test samples (text: the text)."""
         return {}
@@ -405,9 +448,7 @@ class ClassModality(SampleModality):
         """One row per sample: ``name``, ``prediction`` and ``proba_<class>``."""
         enc = run.preprocessor
         data = self.load_for_run(source, enc.state, labelled=False)
-        x, _ = enc.encode(data, np.arange(len(data.x)))
-        proba = outputs_to_predictions(predict_batches(run.model, x), run.plan["task"],
-                                       run.plan["loss.name"])
+        proba, _ = self._predict(enc, data, np.arange(len(data.x)), run.model, run.plan)
         out = pd.DataFrame({"name": data.names, "prediction": np.asarray(
             enc.classes, dtype=object)[proba.argmax(axis=1)]})
         for i, c in enumerate(enc.classes):
@@ -420,6 +461,30 @@ class ClassModality(SampleModality):
         data = self.load_for_run(source, enc.state, labelled=True)
         data.classes = enc.classes
         return self._score(enc, data, np.arange(len(data.y)), run.model, run.plan, None)
+
+
+def streaming(plan: Any) -> bool:
+    """True when the plan reads its splits a batch at a time (``data.loader=stream``)."""
+    return "data.loader" in plan and plan["data.loader"] == "stream"
+
+
+class EncodeFetch:
+    """Reads and encodes the samples at some positions: ``(x, y)`` tensors, y shaped for
+    the plan's loss (``targets=False``: the class codes as they are). What a
+    :class:`~nnrecipe.train.streams.PositionStream` calls, in DataLoader worker processes
+    when there are any: a plain object (the encoder, the samples, three plan values), so it
+    pickles, and it draws no random numbers (augmentation runs in the loop)."""
+
+    def __init__(self, enc: SampleEncoder, data: Samples, plan: Plan, targets: bool = True):
+        self.enc, self.data, self.targets = enc, data, targets
+        self.task, self.loss = plan["task"], plan["loss.name"]
+        self.n_outputs = plan["model.n_outputs"] if targets else 0
+
+    def __call__(self, pos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.enc.encode(self.data, pos)
+        if not self.targets:
+            return x, torch.as_tensor(y)
+        return x, target_tensor(y, self.task, self.loss, self.n_outputs)
 
 
 def _run_codes(data: Samples, classes: list[str], where: str) -> np.ndarray:

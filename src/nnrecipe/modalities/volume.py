@@ -23,6 +23,7 @@ __all__ = ["VolumeModality"]
 class VolumeModality(ImageModality):
     name = "volume"
     encoder_keys = ()
+    late_rules = ()  # an .npz in memory at its own size: no image size or loader to decide
     own_rules = (
         ("data.modality", const("volume", "volumes: an .npz of (N, D, H, W[, C])",
                                 "data.modality"), True),
