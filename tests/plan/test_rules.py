@@ -72,6 +72,17 @@ def test_batch_size_is_smaller_for_tiny_data(table, profile_of, n_train, expecte
     assert make_plan(profile_of(table()), n_train)["train.batch_size"] == expected
 
 
+@pytest.mark.parametrize("n_train,expected", [(320_000, 32), (320_001, 64),
+                                              (7_000_000, 1024), (10**9, 4096)])
+def test_millions_of_rows_get_batches_that_bound_an_epochs_steps(table, profile_of, n_train,
+                                                                  expected):
+    plan = make_plan(profile_of(table()), n_train)
+    assert plan["train.batch_size"] == expected
+    if n_train > 320_000:  # at most 10,000 updates an epoch, below the cap
+        assert n_train / expected <= 10_000 or expected == 4096
+        assert plan.decisions["train.batch_size"].rule == "train.batch_for_many_rows"
+
+
 @pytest.mark.parametrize("n_train,depth", [(300, 1), (5000, 2), (100_000, 3), (1_000_000, 4)])
 def test_depth_grows_with_data_and_stays_within_one_to_five(table, profile_of, n_train, depth):
     assert make_plan(profile_of(table()), n_train)["model.hidden_layers"] == depth
