@@ -174,3 +174,24 @@ def test_a_process_that_dies_ends_the_job_with_one_line(slow_table, tmp_path):
     assert lines == ["nnrecipe: error: process 1 of 2 failed (killed by signal 9); the others "
                      "were stopped"], err
     assert "Traceback" not in err
+
+
+def test_auto_fix_repairs_once_for_every_rank(table, tmp_path):
+    # the same planted fault; rank 0 chooses the repair, every rank applies it
+    r = run_cli("train", table, "-t", "y", "--max-epochs", "4", "--nproc", "2", "--out", "fix",
+                "--set", "optimizer.name=sgd", "--set", "optimizer.lr=30", "--no-preflight",
+                "--auto-fix", "-q", cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    repairs = json.loads((tmp_path / "fix" / "repairs.json").read_text())
+    assert repairs and "optimizer.lr" in repairs[0]["change"]
+    ev = json.loads((tmp_path / "fix" / "evaluation.json").read_text())
+    assert ev["metrics"]["accuracy"] > ev["baseline"]["metrics"]["accuracy"]
+
+
+def test_a_streamed_parquet_table_trains_in_two_processes(table, tmp_path):
+    pd.read_csv(table).to_parquet(tmp_path / "t.parquet", row_group_size=500)
+    r = run_cli("train", "t.parquet", "-t", "y", "--max-epochs", "2", "--nproc", "2",
+                "--set", "data.loader=stream", "--out", "s", "-q", cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert len(_curve(tmp_path / "s")) == 2
+    assert _plan(tmp_path / "s")["data.loader"]["value"] == "stream"
