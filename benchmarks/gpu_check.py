@@ -1,4 +1,5 @@
-"""Training on a CUDA GPU, checked: a table, an image and a text run train with
+"""Training on a CUDA GPU, checked: a table, an image, a text run and an image folder streamed
+from disk (``data.loader=stream``: DataLoader workers decode, pinned memory) train with
 ``train.device=cuda`` and ``train.precision=auto`` (bf16 autocast on a GPU that computes
 bf16, fp16 with the gradient scaler otherwise), and the check asserts that every parameter
 and every training batch is on the GPU and that the matrix products ran in the reduced
@@ -29,6 +30,7 @@ from torch import nn
 from nnrecipe.pipeline.prepare import prepare
 from nnrecipe.plan import validate_overrides
 from nnrecipe.train import Watcher, fit, make_loss
+from nnrecipe.train.streams import Stream
 
 WORDS = ("good great fine nice happy bad awful poor sad grim the a of and to it was is "
          "very quite rather film book meal trip day").split()
@@ -96,6 +98,18 @@ def text_source(rows: int) -> pd.DataFrame:
     return pd.DataFrame({"review": texts, "label": labels})
 
 
+def folder_source(folder: Path) -> Path:
+    """The digits as a folder of PNG files, one subfolder per class (read from disk)."""
+    from PIL import Image
+
+    d = load_digits()
+    root = folder / "digits_png"
+    for i, (img, label) in enumerate(zip(d.images, d.target, strict=True)):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((img * 16).clip(0, 255).astype(np.uint8)).save(root / f"{label}/{i}.png")
+    return root
+
+
 def samples_per_second(history, n_train: int) -> float:
     seconds = [e["seconds"] for e in history.epochs]
     return n_train / statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
@@ -110,10 +124,11 @@ def run(prep, device: str, epochs: int):
     p = prep.modality.replan(prep, given)
     inputs = p.modality.inputs(p)
     check = DeviceCheck(device)
-    history = fit(p.model, p.plan, inputs.train, inputs.val,
+    train = inputs.train_data  # tensors, or a stream that reads from disk
+    history = fit(p.model, p.plan, train, inputs.val_data,
                   loss_fn=make_loss(p.plan["loss.name"]), val_metrics=inputs.val_metrics,
                   watchers=[check], progress=False, augment=p.augment, order=p.order)
-    return history, p.plan, check, len(inputs.train[0])
+    return history, p.plan, check, len(train) if isinstance(train, Stream) else len(train[0])
 
 
 def main() -> int:
@@ -134,12 +149,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         cases = [("table", table_source(args.rows), "y", "table"),
                  ("image", image_source(Path(tmp)), None, "image"),
-                 ("text", text_source(args.rows), "label", "text")]
+                 ("text", text_source(args.rows), "label", "text"),
+                 ("stream", folder_source(Path(tmp)), None, "image")]
         print(f"{'run':6} {'precision':9} {'GPU samples/s':>14} {'CPU samples/s':>14} "
               f"{'speed-up':>9} {'val loss GPU':>13} {'val loss CPU':>13}")
         for name, source, target, modality in cases:
+            more = {"data.loader": "stream"} if name == "stream" else {}
             prep = prepare(source, target, modality=modality,
-                           overrides={"train.max_epochs": args.epochs})
+                           overrides={"train.max_epochs": args.epochs, **more})
             h_gpu, plan, check, n = run(prep, "cuda", args.epochs)
             h_cpu, cpu_plan, _, _ = run(prep, "cpu", args.epochs)
             precision = plan["train.precision"]
