@@ -192,6 +192,13 @@ def test_a_streamed_csv_trains_and_predicts_in_chunks(tmp_path, monkeypatch):
     proba = [c for c in chunked.columns if c.startswith("proba_")]
     assert np.allclose(chunked[proba].to_numpy(float), in_memory[proba].to_numpy(float),
                        atol=1e-5)
+    monkeypatch.setattr(ts, "MEMORY_CAP", 1 << 40)
+    whole = nnrecipe.load_run(run.path).evaluate(str(path))
+    monkeypatch.setattr(ts, "MEMORY_CAP", 10_000)  # evaluate reads it by batches too
+    chunked_eval = nnrecipe.load_run(run.path).evaluate(str(path))
+    assert chunked_eval["n_rows"] == whole["n_rows"] == int(df["y"].notna().sum())
+    for k, v in whole["metrics"].items():
+        assert chunked_eval["metrics"][k] == pytest.approx(v, abs=1e-6), k
 
 
 def test_a_csv_column_that_changes_type_later_is_widened(tmp_path):

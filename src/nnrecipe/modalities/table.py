@@ -280,8 +280,21 @@ class TableModality(Modality):
 
     def evaluate(self, run: Any, source: Source) -> dict[str, Any]:
         what = "evaluate data"
-        df = load_table(source, what=what)
         target = run.profile.target
+        if _streams(source, {}):  # a file too big to read whole: scored a chunk at a time
+            ys, values = [], []
+            for df in ts.iter_frames(Path(source), what):
+                check_target(df, target, what)
+                df = df[df[target].notna()]
+                if len(df):
+                    ys.append(run.preprocessor.transform_target(df[target]))
+                    values.append(_raw_predict(run.plan, run.preprocessor, run.model, df))
+            if not ys:
+                raise DataError(f"{what} {source} has no row with a value in target column "
+                                f"'{target}'")
+            return _scored(run.plan, run.preprocessor, np.concatenate(ys),
+                           np.concatenate(values), None)
+        df = load_table(source, what=what)
         check_target(df, target, what)
         return _score(run.plan, run.profile, run.preprocessor, run.model,
                       df[df[target].notna()])
