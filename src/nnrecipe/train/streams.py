@@ -39,9 +39,6 @@ Fetch = Callable[[np.ndarray], Batch]
 class Stream(ABC):
     """A split's rows, read a batch at a time."""
 
-    #: passes over this split that do not keep it in memory (True for every stream)
-    streaming = True
-
     @abstractmethod
     def __len__(self) -> int:
         """The number of rows."""
