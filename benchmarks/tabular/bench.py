@@ -128,7 +128,8 @@ def meta(threads: int) -> dict:
 
 
 # ---- running -------------------------------------------------------------------------------------
-def run_one(system: str, name: str, seed: int, threads: int, keep_runs: Path | None) -> dict:
+def run_one(system: str, name: str, seed: int, threads: int, keep_runs: Path | None,
+            overrides: dict | None = None) -> dict:
     df, target, task = load(name)
     train, test, digest = split(df, target, task, seed)
     classes = sorted(train[target].astype(str).unique()) if task != "regression" else []
@@ -136,7 +137,7 @@ def run_one(system: str, name: str, seed: int, threads: int, keep_runs: Path | N
         warnings.simplefilter("ignore")  # convergence notes, pytorch-lightning deprecations
         fitted, fit_s = fit_system(system, train, target, task, seed, threads,
                                    test=test if system == "nnrecipe" else None,
-                                   keep_runs=keep_runs)
+                                   keep_runs=keep_runs, overrides=overrides)
         start = time.perf_counter()
         metrics = score(fitted, test, target, task, classes)
         predict_s = time.perf_counter() - start
@@ -147,7 +148,8 @@ def run_one(system: str, name: str, seed: int, threads: int, keep_runs: Path | N
 
 
 def run(systems: list[str], datasets: list[str], seeds: list[int], threads: int,
-        keep_runs: Path | None) -> None:
+        keep_runs: Path | None, overrides: dict | None = None,
+        results: Path = NNRECIPE_FILE) -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -158,8 +160,8 @@ def run(systems: list[str], datasets: list[str], seeds: list[int], threads: int,
             for seed in seeds:
                 for system in systems:
                     start = time.perf_counter()
-                    record = run_one(system, name, seed, threads, keep_runs)
-                    path = NNRECIPE_FILE if system == "nnrecipe" else PEERS_FILE
+                    record = run_one(system, name, seed, threads, keep_runs, overrides)
+                    path = results if system == "nnrecipe" else PEERS_FILE
                     save_record(path, record, info)
                     shown = ", ".join(f"{k} {v:.4g}" for k, v in record["metrics"].items())
                     print(f"{name:<25} seed {seed}  {system:<9} {shown}  fit "
@@ -199,8 +201,9 @@ def _common_rank(frame: pd.DataFrame, names: list[str], system: str, present: li
     return float(np.mean(ranks)) if ranks else float("nan")
 
 
-def table(datasets: list[str], seeds: list[int], systems: list[str]) -> str:
-    records = [r for r in read_results(PEERS_FILE) + read_results(NNRECIPE_FILE)
+def table(datasets: list[str], seeds: list[int], systems: list[str],
+          results: Path = NNRECIPE_FILE) -> str:
+    records = [r for r in read_results(PEERS_FILE) + read_results(results)
                if r["dataset"] in datasets and r["seed"] in seeds and r["system"] in systems]
     if not records:
         return "no results yet: run without --table first"
@@ -298,6 +301,14 @@ def _names(value: str | None, known: list[str], what: str) -> list[str]:
     return names
 
 
+def _value(text: str):
+    """A --set value as JSON when it parses (numbers, booleans), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--table", action="store_true", help="print the table; train nothing")
@@ -310,7 +321,18 @@ def main(argv: list[str] | None = None) -> None:
                     help="threads for every system (1: each system on one core)")
     ap.add_argument("--keep-runs", type=Path,
                     help="keep nnrecipe's run directories under this folder")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a plan override for nnrecipe (repeatable): measure a candidate "
+                    "rule; use with --results so the default's results are kept")
+    ap.add_argument("--results", type=Path, default=NNRECIPE_FILE,
+                    help="nnrecipe's results file (nnrecipe.json)")
     args = ap.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item}: expected KEY=VALUE")
+        overrides[key.strip()] = _value(value.strip())
     systems = _names(args.systems, SYSTEMS, "systems")
     datasets = _names(args.datasets, list(DATASETS), "data sets")
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -321,9 +343,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.keep_runs is not None:
             args.keep_runs.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        run(train, datasets, seeds, args.threads, args.keep_runs)
+        run(train, datasets, seeds, args.threads, args.keep_runs, overrides, args.results)
         print(f"\ntrained {', '.join(train)} in {time.perf_counter() - start:.0f} s\n")
-    print(table(datasets, seeds, SYSTEMS if args.systems is None else systems))
+    print(table(datasets, seeds, SYSTEMS if args.systems is None else systems, args.results))
 
 
 if __name__ == "__main__":

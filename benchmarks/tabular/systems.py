@@ -71,11 +71,12 @@ class Fitted:
 
 def fit_system(system: str, train: pd.DataFrame, target: str, task: str, seed: int,
                threads: int, test: pd.DataFrame | None = None,
-               keep_runs: Path | None = None) -> tuple[Fitted, float]:
+               keep_runs: Path | None = None, overrides: dict | None = None
+               ) -> tuple[Fitted, float]:
     """Fit ``system`` on ``train``; the fitted model and the seconds the fit took."""
     X, y = train.drop(columns=[target]), train[target]
     if system == "nnrecipe":
-        return _nnrecipe(train, target, task, seed, test, keep_runs)
+        return _nnrecipe(train, target, task, seed, test, keep_runs, overrides or {})
     start = time.perf_counter()
     fitted = {"mlp": _mlp, "hgb": _hgb, "lgbm": _lgbm, "realmlp": _realmlp}[system](
         X, y, task, seed, threads)
@@ -106,7 +107,8 @@ _FIT_STAGES = ("load", "profile", "plan", "preflight", "epochs", "after_training
 
 
 def _nnrecipe(train: pd.DataFrame, target: str, task: str, seed: int,
-              test: pd.DataFrame | None, keep_runs: Path | None) -> tuple[Fitted, float]:
+              test: pd.DataFrame | None, keep_runs: Path | None, overrides: dict
+              ) -> tuple[Fitted, float]:
     import nnrecipe
     from nnrecipe.runs import read_json
 
@@ -114,7 +116,8 @@ def _nnrecipe(train: pd.DataFrame, target: str, task: str, seed: int,
         out = (keep_runs / f"{target}-seed{seed}-{time.time_ns()}" if keep_runs is not None
                else Path(tmp) / "run")
         start = time.perf_counter()
-        run = nnrecipe.fit(train, target, task=task, overrides={"seed": seed}, test=test,
+        run = nnrecipe.fit(train, target, task=task, overrides={**overrides, "seed": seed},
+                           test=test,
                            out=out, progress=False)
         call_s = time.perf_counter() - start
         stages = read_json(out / "environment.json").get("stages") or {}

@@ -163,3 +163,23 @@ def test_lbfgs_gets_full_batches_and_swa_keys_are_validated(table, profile_of):
     for bad in (0, 1, 1.5):
         with pytest.raises(PlanError):
             make_plan(prof, 210, {"train.swa_start": bad})
+
+
+@pytest.mark.parametrize("n_train,patience", [(300, 40), (4288, 30), (20_000, 10),
+                                              (100_000, 5)])
+def test_a_tables_patience_is_counted_in_updates(table, profile_of, n_train, patience):
+    plan = make_plan(profile_of(table()), n_train)
+    steps = -(-n_train // plan["train.batch_size"])
+    assert plan["train.early_stopping.patience"] == patience
+    if plan["train.max_epochs"] >= 50:  # at least 4,000 updates unless capped at 40 epochs
+        assert patience * steps >= 4000 or patience == 40
+        assert plan.decisions["train.early_stopping.patience"].rule == \
+            "train.early_stopping_in_updates"
+
+
+def test_other_kinds_of_data_keep_a_patience_in_epochs(profile_of):
+    from nnrecipe.plan.network_rules import compose_rules
+    from nnrecipe.plan.rules import RULES, patience_rule
+
+    rules = dict((k, r) for k, r, _ in compose_rules(RULES, (), (), {}, None))
+    assert rules["train.early_stopping.patience"] is patience_rule

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from .rules import Ctx, Decision, Rule
+from .rules import Ctx, Decision, Rule, patience_rule
 from .transfer import transfer_rules
 
 __all__ = ["CONV_RULES", "RNN_RULES", "compose_rules", "const", "dropout_rule",
@@ -115,10 +115,11 @@ def compose_rules(table_rules: tuple, own: tuple, table_only: tuple[str, ...],
     activation and clipping rules in their place, and the modality's ``own`` rules right
     after the seed (the data's shape decides the architecture before anything else). With
     a ``pretrained`` network (profile.inputs["pretrained"]): its architecture and the
-    transfer rules (plan/transfer.py)."""
+    transfer rules (plan/transfer.py). Patience is counted in epochs (the tables' rule in
+    updates was measured on tables only)."""
     own = list(own)
     replace = {"model.activation": activation_rule, "train.grad_clip.kind": grad_clip_rule,
-               **replaces}
+               "train.early_stopping.patience": patience_rule, **replaces}
     if pretrained is not None:
         extra, same = transfer_rules(pretrained)
         replace.update(same)
