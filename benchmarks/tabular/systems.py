@@ -103,7 +103,7 @@ class _NNRecipeModel:
 _PLAN_KEYS = ("model.hidden_layers", "model.width", "model.dropout", "optimizer.name",
               "optimizer.lr", "optimizer.weight_decay", "train.batch_size", "train.max_epochs",
               "train.threads")
-_FIT_STAGES = ("load", "profile", "plan", "preflight", "epochs", "after_training")
+_FIT_STAGES = ("load", "profile", "plan", "preflight", "epochs", "after_training", "ensemble")
 
 
 def _nnrecipe(train: pd.DataFrame, target: str, task: str, seed: int,

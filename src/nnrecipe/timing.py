@@ -29,6 +29,7 @@ STAGES = {
                  "and the LR range test",
     "epochs": "the training epochs (with the live monitors)",
     "after_training": "the doctor's checks of the finished training (curves, label issues)",
+    "ensemble": "training an ensemble's other networks (model.ensemble)",
     "evaluation": "scoring the test split against the baseline, the worst samples",
     "save": "writing the weights, the plan, the findings and the other files",
     "report": "drawing the plots and writing report.html and summary.md",

@@ -73,3 +73,11 @@ def test_labelled_sequences_get_a_1d_convnet_as_deep_as_the_length_allows():
     assert p["augment.enabled"] is False and p["augment.jitter"] == 0.03
     short = make_plan(_profile("sequence", spatial=[8], length=8, channels=1), 200)
     assert short["model.blocks"] == 2
+
+
+def test_only_tables_get_an_ensemble():
+    image = make_plan(_profile("image", spatial=[8, 8], side=8, channels=1), 1000)
+    assert "model.ensemble" not in image
+    with pytest.raises(PlanError, match="model.ensemble"):
+        make_plan(_profile("image", spatial=[8, 8], side=8, channels=1), 1000,
+                  {"model.ensemble": 3})

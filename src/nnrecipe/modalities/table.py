@@ -43,7 +43,7 @@ from ..evaluate import (
 )
 from ..evaluate.details import MAX_FEATURES_SHOWN, evaluation_details
 from ..models import build_mlp, outputs_to_predictions
-from ..plan.rules import Ctx, add_parameter_count, make_plan, workers_rule
+from ..plan.rules import Ctx, add_parameter_count, ensemble_rule, make_plan, workers_rule
 from ..plan.schema import Decision, Plan
 from ..timing import stage
 from ..train import predict_batches, predict_stream, target_tensor
@@ -209,7 +209,7 @@ class TableModality(Modality):
 
     # ---- plan and network -----------------------------------------------------------------
     def plan_rules(self, table_rules: tuple, pretrained: dict | None) -> list:
-        return [*table_rules, *STREAM_RULES]
+        return [*table_rules, *STREAM_RULES, ("model.ensemble", ensemble_rule, False)]
 
     def build(self, plan: Plan, encoder: Any, pretrained: Any = None) -> torch.nn.Module:
         return seeded_build(lambda: build_mlp(plan, encoder.n_numeric,

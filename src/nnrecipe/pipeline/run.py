@@ -42,6 +42,7 @@ from ..timing import stage
 from ..train import History, distributed
 from ..train.checkpoint import load_checkpoint
 from ..train.devices import training_device
+from .ensemble import finite_weights
 from .prepare import prepare
 from .saved import Run, load_run, resume_hint
 from .supervise import TrainOutcome, train_with_doctor
@@ -148,7 +149,7 @@ def _finish(prep: Prepared, outcome: TrainOutcome, run_dir: Path, auto_fix: bool
     with stage("evaluation"):
         run.evaluation = prep.modality.score(prep, outcome.model, outcome.plan, run_dir)
     history = outcome.history
-    run.evaluation["training"] = training_facts(history)
+    run.evaluation["training"] = training_facts(history, outcome.members)
     with stage("save"):
         runs.atomic_write_json(run_dir / RUN_FILES["evaluation"], run.evaluation)
         env = environment(data_name=prep.name, target=prep.profile.target,
@@ -198,15 +199,15 @@ def diverged_words(findings: list[Finding]) -> str:
            f"evaluate{why}"
 
 
-def finite_weights(model: torch.nn.Module) -> bool:
-    return all(bool(torch.isfinite(v).all()) for v in model.state_dict().values()
-               if v.is_floating_point())
-
-
-def training_facts(history: History) -> dict[str, Any]:
-    """evaluation.json's ``training``: how the training went, in a few numbers."""
-    return {"epochs": len(history.epochs), "stop_reason": history.stop_reason,
-            "best_epoch": history.best_epoch, "seconds": round(history.seconds, 3)}
+def training_facts(history: History, members: list[dict[str, Any]] | None = None
+                   ) -> dict[str, Any]:
+    """evaluation.json's ``training``: how the training went, in a few numbers (the first
+    network's; ``ensemble``: each network of an ensemble)."""
+    facts = {"epochs": len(history.epochs), "stop_reason": history.stop_reason,
+             "best_epoch": history.best_epoch, "seconds": round(history.seconds, 3)}
+    if members:
+        facts["ensemble"] = members
+    return facts
 
 
 def train_in_memory(prep: Prepared, *, progress: bool = False, watchers: list | None = None,
@@ -222,7 +223,7 @@ def train_in_memory(prep: Prepared, *, progress: bool = False, watchers: list | 
         raise Diverged(f"{diverged_words(findings)}; try a lower optimizer.lr or auto_fix")
     outcome.model.eval()
     evaluation = prep.modality.score(prep, outcome.model, outcome.plan, None)
-    evaluation["training"] = training_facts(outcome.history)
+    evaluation["training"] = training_facts(outcome.history, outcome.members)
     return Run(outcome.plan, prep.profile, prep.preprocessor, outcome.model, outcome.history,
                evaluation, path=None, findings=findings, repairs=outcome.repairs)
 

@@ -21,6 +21,7 @@ from ..doctor.findings import Finding
 from ..errors import RunError
 from ..lazy import lazy
 from ..modalities import Modality
+from ..models.ensemble import with_members
 from ..plan.schema import Plan
 from ..runs import RUN_FILES
 from ..train import History
@@ -93,7 +94,7 @@ def load_run(path: str | Path) -> Run:
     profile = DataProfile.from_dict(files.profile)
     kind = modalities.get(profile.modality)
     pre = kind.encoder_from_dict(files.preprocess)
-    model = kind.build(plan_, pre)
+    model = with_members(plan_, lambda plan: kind.build(plan, pre))
     try:
         state = torch.load(files.model, map_location="cpu", weights_only=True)
         model.load_state_dict(state)

@@ -27,6 +27,7 @@ from ..evaluate import MAIN_METRIC
 from ..lazy import lazy
 from ..modalities import Inputs, Prepared
 from ..models import outputs_to_predictions
+from ..models.ensemble import ensemble_size
 from ..models.pretrained import Unfreeze
 from ..plan import Decision, Plan, add_parameter_count, make_plan
 from ..runs import RUN_FILES, atomic_write_json
@@ -36,6 +37,7 @@ from ..train import fit as train_fit
 from ..train.devices import placed, training_device
 from ..train.lr_find import LRFindResult, lr_find, plot_lr_find
 from ..train.streams import Stream
+from .ensemble import finite_weights, train_members
 
 __all__ = ["TrainOutcome", "lr_decision", "run_range_test", "train_with_doctor"]
 
@@ -52,6 +54,7 @@ class TrainOutcome:
     findings: list[Finding] = field(default_factory=list)
     repairs: list[dict[str, Any]] = field(default_factory=list)
     layer_log: list[dict[str, Any]] = field(default_factory=list)  # the monitors' samples
+    members: list[dict[str, Any]] = field(default_factory=list)  # an ensemble's networks
 
 
 def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress: bool,
@@ -148,6 +151,14 @@ def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress:
     if run_dir is not None:  # per-layer gradient norms and dead units over time (the report)
         atomic_write_json(Path(run_dir) / RUN_FILES["monitor"],
                           {"sample_every": monitor.sample_every, "samples": out.layer_log})
+    if (ensemble_size(out.plan) > 1 and not out.history.stop_reason.startswith("interrupted")
+            and finite_weights(out.model)):  # the doctor's network first, then the others
+        with stage("ensemble"):
+            out.model, out.plan, out.members, stopped = train_members(
+                prep, inputs, out.plan, out.model, out.history, progress=progress,
+                should_stop=should_stop)
+        if stopped is not None:
+            out.history.stop_reason = stopped
     return out
 
 

@@ -21,7 +21,7 @@ from ..train import devices, distributed, optimizers, schedules, streams
 from .schema import Decision, Plan, validate_overrides
 
 __all__ = ["make_plan", "add_parameter_count", "RULES", "INIT_FOR_ACTIVATION",
-           "patience_rule"]
+           "ensemble_rule", "patience_rule"]
 
 INIT_FOR_ACTIVATION = {
     "relu": "he_normal", "leaky_relu": "he_normal", "prelu": "he_normal", "rrelu": "he_normal",
@@ -226,6 +226,30 @@ def dropout_rule(ctx: Ctx) -> Decision:
              "variance)" if ctx["model.batchnorm"] else "after each hidden activation")
     return Decision(round(rate, 2), f"{n} training rows and width {ctx['model.width']}: "
                     f"dropout {rate:.1f}, {where}", "model.dropout_by_size")
+
+
+ENSEMBLE_ROWS = (50_000, 5), (200_000, 3)  # (up to this many training rows, K networks)
+
+
+def ensemble_rule(ctx: Ctx) -> Decision:
+    """K networks from different seeds, averaged (a deep ensemble: Lakshminarayanan et al.
+    2017). Averaging cancels the part of each network's error that depends on its seed
+    (initial weights, order, dropout masks, which epoch early stopping kept), which on small
+    tables is a large part; it costs K times the training."""
+    n = ctx.n_train
+    if ctx["data.loader"] == "stream":
+        return Decision(1, "one network: the table is streamed from disk, and each more "
+                        "network would read it again", "model.ensemble_by_rows")
+    k = next((k for rows, k in ENSEMBLE_ROWS if n <= rows), 1)
+    if k == 1:
+        return Decision(1, f"one network: with {n:,} training rows the seed matters little "
+                        "and each more network would cost a full training",
+                        "model.ensemble_by_rows")
+    return Decision(k, f"{k} networks from seeds seed..seed+{k - 1}, their predictions "
+                    f"averaged (a deep ensemble: Lakshminarayanan et al. 2017): with {n:,} "
+                    "training rows much of a network's error depends on its seed, and "
+                    f"averaging cancels it; the doctor watches the first, training takes "
+                    f"about {k} times as long", "model.ensemble_by_rows")
 
 
 # ---- optimisation ---------------------------------------------------------------------------
@@ -473,6 +497,13 @@ def _processes(ctx: Ctx, given: Mapping[str, Any], world: int) -> None:
     ctx.derived["train.global_batch_size"] = Decision(
         bs * world, f"{bs} rows per process × {world} processes: each step's gradient is the "
         f"mean over {bs * world} rows", "train.ddp_global_batch")
+    if ctx.decisions.get("model.ensemble") is not None and ctx["model.ensemble"] > 1:
+        if "model.ensemble" in given:
+            raise PlanError("model.ensemble > 1 trains its networks one after another in one "
+                            "process; with several processes set model.ensemble=1")
+        ctx.decisions["model.ensemble"] = Decision(
+            1, f"one network: {world} processes train it together (an ensemble's networks "
+            "train one after another in one process)", "model.ensemble_by_rows")
     if "optimizer.lr" in given:  # a number the user chose, or auto (the range test scales)
         return
     k, rule = distributed.lr_scale(ctx["optimizer.name"], world)

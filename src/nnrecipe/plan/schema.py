@@ -106,6 +106,8 @@ KEYS: Mapping[str, KeySpec] = MappingProxyType({
     "model.bias_init": _num("float", -1e6, 1e6, help="initial value of every bias"),
     "model.batchnorm": KeySpec("bool", help="BatchNorm before each hidden activation"),
     "model.dropout": _num("float", 0, 1, high_open=True, help="dropout rate"),
+    "model.ensemble": _num("int", 1, 32, help="networks trained from seeds seed, seed+1, … "
+                           "and averaged (a deep ensemble); 1 is one network"),
     "model.output_activation": KeySpec("choice", choices=OUTPUT_ACTIVATIONS),
     "loss.name": KeySpec("choice", choices=LOSSES),
     "optimizer.name": KeySpec("choice", choices=LiveChoices(_optimizer_names)),

@@ -308,8 +308,12 @@ def _model_line(plan: Any) -> str:
             f"{plan_value(plan, 'model.width')} {plan_value(plan, 'model.activation')} units"
             if layers else "no hidden layer (linear)")
     params = plan_value(plan, "model.parameters")
-    return (shape + (f", {params:,} trainable parameters" if isinstance(params, int) else "")
-            + f"; {plan_value(plan, 'optimizer.name')} at learning rate "
+    shape += f", {params:,} trainable parameters" if isinstance(params, int) else ""
+    k = plan_value(plan, "model.ensemble", 1)
+    if k > 1:
+        shape = (f"An ensemble of {k} networks from seeds {plan['seed']}..{plan['seed'] + k - 1}"
+                 f", their predictions averaged; each: {shape[0].lower()}{shape[1:]}")
+    return (shape + f"; {plan_value(plan, 'optimizer.name')} at learning rate "
             f"{fmt(plan_value(plan, 'optimizer.lr'))}, batches of "
             f"{plan_value(plan, 'train.batch_size')}.")
 
@@ -317,8 +321,15 @@ def _model_line(plan: Any) -> str:
 def _training_line(training: dict[str, Any]) -> str:
     if not training:
         return ""
-    return (f"Trained for {training.get('epochs')} epochs in {fmt(training.get('seconds'))} s; "
+    line = (f"Trained for {training.get('epochs')} epochs in {fmt(training.get('seconds'))} s; "
             f"best epoch {training.get('best_epoch')}. Stopped: {training.get('stop_reason')}.")
+    members = training.get("ensemble") or []
+    if len(members) > 1:
+        line += (" The ensemble's other networks: " + "; ".join(
+            f"seed {m['seed']}, {m['epochs']} epochs (best {m['best_epoch']})"
+            + (f", left out: {m['left_out']}" if m.get("left_out") else "")
+            for m in members[1:]) + ".")
+    return line
 
 
 # ---------------------------------------------------------------------- Markdown
