@@ -52,6 +52,21 @@ def test_validation_rising_while_training_falls_is_overfitting():
     validate_overrides(f.fix)  # the fix is a valid set of plan overrides
 
 
+def test_a_rise_that_early_stopping_ended_is_an_info_note():
+    """Healthy runs: validation rises for the patience's epochs, then early stopping ends
+    the run and keeps the best weights. Longer than the patience (or with no early
+    stopping) it is still a warning."""
+    train = [0.69, 0.50, 0.38, 0.30, 0.22, 0.15, 0.10]
+    val = [0.68, 0.52, 0.45, 0.47, 0.52, 0.58, 0.66]
+    caught = overfitting(_ev(train, val, **{"train.early_stopping.patience": 4}))
+    assert caught.severity == "info" and caught.evidence["patience"] == 4
+    assert "Early stopping (patience 4) ended it" in caught.explanation
+    assert overfitting(_ev(train, val, **{"train.early_stopping.patience": 3})).severity == \
+        "warning"
+    assert overfitting(_ev(train, val, **{"train.early_stopping.patience": 0})).severity == \
+        "warning"
+
+
 def test_overfitting_fix_escalates_from_the_current_values():
     train, val = [1, 0.8, 0.6, 0.5, 0.4, 0.3], [1, 0.9, 0.95, 1.0, 1.1, 1.2]
     f = overfitting(_ev(train, val, **{"model.dropout": 0.5, "optimizer.weight_decay": 1e-3}))

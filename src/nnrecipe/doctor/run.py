@@ -84,7 +84,8 @@ def after_training(plan: Plan, history: Any, *, n_val: int, baseline_loss: float
         metric_name=metric_name,
         fix_context={k: plan[k] for k in ("model.dropout", "optimizer.weight_decay",
                                           "model.width", "model.hidden_layers",
-                                          "optimizer.lr") if k in plan},
+                                          "optimizer.lr", "train.early_stopping.patience")
+                     if k in plan},
     )
     findings = check_after(ev)
     # A model that learned little calls every hard row mislabelled: only a model clearly

@@ -59,7 +59,12 @@ def overfitting(ev: AfterEvidence, *, rising_epochs: int = 3,
 
     ``parting_epoch`` in the evidence is where the curves part: the lowest point of the
     validation loss averaged over three neighbouring epochs, so that one lucky epoch on a
-    small validation set does not set it (Prechelt 1998 reads the same curve to stop)."""
+    small validation set does not set it (Prechelt 1998 reads the same curve to stop).
+
+    With early stopping on, the validation loss rises for up to ``patience`` epochs before
+    it stops, and the loop keeps the best epoch's weights: that is the cure working, not a
+    fault, so a rise no longer than the patience is an info note (a warning when training
+    went on past it: no early stopping, or a patience too long to matter)."""
     train, val = _finite(ev.train_loss), _finite(ev.val_loss)
     if train is None or val is None or len(val) != len(train) or len(val) <= rising_epochs:
         return None
@@ -85,22 +90,26 @@ def overfitting(ev: AfterEvidence, *, rising_epochs: int = 3,
     smooth = np.convolve(val, np.ones(3), "same") / np.convolve(np.ones(len(val)), np.ones(3),
                                                                 "same")
     parting = int(np.argmin(smooth)) + 1
+    patience = int(_ctx(ev, "train.early_stopping.patience", 0) or 0)
+    caught = 0 < patience and since <= patience
     return make_finding(
         "overfitting",
         {"parting_epoch": parting, "best_epoch": best + 1, "best_val_loss": val[best],
          "final_val_loss": val[-1], "val_rise": rise, "final_train_loss": train[-1],
          "train_loss_at_parting": train[parting - 1], "gap": val[-1] - train[-1],
-         "epochs_since_best": since},
+         "epochs_since_best": since, "patience": patience},
         f"The curves part at about epoch {parting}: the validation loss was lowest at epoch "
         f"{best + 1} ({val[best]:.4g}) and rose to {val[-1]:.4g} over the next {since} epochs "
         f"while the training loss kept falling (from {train[parting - 1]:.4g} to "
         f"{train[-1]:.4g}): the network is memorising the training rows instead of learning "
-        "what carries over.",
+        "what carries over." + (f" Early stopping (patience {patience}) ended it and kept "
+                                f"epoch {best + 1}'s weights, so the saved model is the one "
+                                "from before the curves parted." if caught else ""),
         ["Regularise: more dropout (0.1 to 0.5 is the usual range), weight decay, or early "
          "stopping on validation loss (the best epoch's weights are the ones to keep).",
          "More training data (or augmentation) helps more than any regulariser.",
          "A smaller network is the other lever if regularising is not enough."],
-        fix or None, epoch=best + 1)
+        fix or None, epoch=best + 1, severity="info" if caught else None)
 
 
 def underfitting(ev: AfterEvidence, *, near_baseline: float = 0.8,
