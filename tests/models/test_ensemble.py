@@ -131,8 +131,9 @@ def test_a_saved_ensemble_reloads_to_the_same_predictions_and_exports(ensemble_r
 
 
 def test_a_member_whose_weights_are_not_finite_is_left_out(monkeypatch, tmp_path):
-    from nnrecipe.pipeline import ensemble as ens_mod
     from tests.conftest import make_table
+
+    from nnrecipe.pipeline import ensemble as ens_mod
 
     real = ens_mod.train_fit
 
@@ -154,9 +155,10 @@ def test_a_member_whose_weights_are_not_finite_is_left_out(monkeypatch, tmp_path
 
 def test_an_ensemble_interrupted_between_members_resumes_to_the_same_predictions(
         monkeypatch, tmp_path):
+    from tests.conftest import make_table
+
     from nnrecipe.pipeline import ensemble as ens_mod
     from nnrecipe.train import History
-    from tests.conftest import make_table
 
     df, over = make_table(300, seed=4), {"train.max_epochs": 4, "model.ensemble": 3}
     full = nnrecipe.fit(df, "y", out=tmp_path / "full", progress=False, overrides=over)

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from ..evaluate import MAIN_METRIC
-from ..models.ensemble import Ensemble, combine_for, ensemble_size, member_plan
 from ..modalities import Inputs, Prepared
+from ..models.ensemble import Ensemble, combine_for, ensemble_size, member_plan
 from ..plan import Decision, Plan
 from ..train import History, make_loss
 from ..train import fit as train_fit

@@ -29,7 +29,6 @@ from types import FrameType
 from typing import Any
 
 import pandas as pd
-import torch
 
 from .. import runs, timing
 from ..doctor.findings import Finding, sort_findings
