@@ -46,7 +46,8 @@ def train_members(prep: Prepared, inputs: Inputs, plan: Plan, first: torch.nn.Mo
                   ) -> tuple[torch.nn.Module, Plan, list[dict[str, Any]], str | None]:
     """``first`` (trained) and K - 1 more networks of ``plan`` as one ``Ensemble``; the
     plan (its ``model.ensemble`` lowered to the networks kept, when one was left out for
-    weights that are not finite or training was interrupted); the members' facts; and a
+    weights or a validation loss that are not finite, or training was interrupted); the
+    members' facts; and a
     stop reason when training was interrupted (Ctrl-C) before the last member (the members
     finished so far are kept)."""
     k_total = ensemble_size(plan)
@@ -65,10 +66,12 @@ def train_members(prep: Prepared, inputs: Inputs, plan: Plan, first: torch.nn.Mo
                     f"interrupted while training ensemble member {k + 1} of {k_total}; "
                     f"the {len(members)} finished network(s) are kept")
         facts.append(_facts(k, plan_k, hist))
-        if finite_weights(model):
-            members.append(model)
-        else:
+        if not finite_weights(model):
             facts[-1]["left_out"] = "its weights are not finite"
+        elif facts[-1]["best_val_loss"] is None:  # finite weights, but outputs that are not
+            facts[-1]["left_out"] = "no epoch ended with a finite validation loss"
+        else:
+            members.append(model)
     return (*_combine(members, plan, k_total), facts, None)
 
 
