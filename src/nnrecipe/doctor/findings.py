@@ -10,6 +10,8 @@ terminal (the CLI and :class:`~nnrecipe.doctor.Doctor` print it).
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -92,10 +94,24 @@ def make_finding(code: str, evidence: dict[str, Any], explanation: str, advice: 
                    list(advice), fix, epoch, step, layer)
 
 
+#: when each family's checks run: before training, during it, after it
+_PHASE = {"data": 0, "config": 0, "preflight": 0, "live": 1, "after": 2}
+
+
 def sort_findings(findings: list[Finding]) -> list[Finding]:
-    """Worst first, then in the order they happened."""
+    """Worst first, then in the order they happened: the checks before training, then the
+    live ones by epoch and step (a check at the end of an epoch after that epoch's steps),
+    then the after-training ones in the order they ran (their epoch, e.g. overfitting's best
+    epoch, is evidence, not when the check ran)."""
     rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
-    return sorted(findings, key=lambda f: (rank[f.severity], f.epoch or 0, f.step or 0))
+
+    def key(f: Finding) -> tuple:
+        phase = _PHASE[CODES[f.code][0]] if f.code in CODES else 1
+        if phase == 2:  # the after-training checks: in the order they ran
+            return (rank[f.severity], phase, 0, 0)
+        return (rank[f.severity], phase, f.epoch or 0,
+                f.step if f.step is not None else math.inf)
+    return sorted(findings, key=key)
 
 
 def _rounded(evidence: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,28 @@
+"""The doctor's order: worst first, then when each check ran (before, during, after
+training), so the first warning is the first thing that went wrong."""
+
+from nnrecipe.doctor.findings import make_finding, sort_findings
+
+
+def _f(code, severity, epoch=None, step=None):
+    return make_finding(code, {}, "", [], severity=severity, epoch=epoch, step=step)
+
+
+def test_findings_sort_by_severity_then_by_when_their_check_ran():
+    overfit = _f("overfitting", "warning", epoch=2)  # its epoch is evidence (the best epoch)
+    after = _f("underfitting", "warning")  # no epoch: ran after training, after overfitting
+    live_epoch = _f("loss_oscillation", "warning", epoch=3)  # end of epoch 3
+    live_step = _f("saturated_activations", "warning", epoch=3, step=40)  # during epoch 3
+    early = _f("slow_convergence", "warning", epoch=1)
+    config = _f("large_batch", "warning")
+    error = _f("nan_loss", "error", epoch=5, step=90)
+    info = _f("missing_values", "info")
+    got = sort_findings([overfit, after, live_epoch, live_step, early, config, error, info])
+    assert [f.code for f in got] == [
+        "nan_loss", "large_batch", "slow_convergence", "saturated_activations",
+        "loss_oscillation", "overfitting", "underfitting", "missing_values"]
+
+
+def test_the_order_is_stable_among_checks_of_one_moment():
+    a, b = _f("class_imbalance", "warning"), _f("unscaled_features", "warning")
+    assert sort_findings([a, b]) == [a, b] and sort_findings([b, a]) == [b, a]
