@@ -11,7 +11,6 @@ terminal (the CLI and :class:`~nnrecipe.doctor.Doctor` print it).
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
