@@ -59,7 +59,8 @@ def train_members(prep: Prepared, inputs: Inputs, plan: Plan, first: torch.nn.Mo
         hist = train_fit(model, plan_k, inputs.train_data, inputs.val_data,
                          loss_fn=make_loss(plan_k["loss.name"]), val_metrics=inputs.val_metrics,
                          main_metric=MAIN_METRIC[task], watchers=[], run_dir=None,
-                         progress=progress, augment=prep.augment, order=prep.order,
+                         progress=f"net {k + 1}/{k_total}" if progress else False,
+                         augment=prep.augment, order=prep.order,
                          should_stop=should_stop)
         if hist.stop_reason.startswith("interrupted"):
             return (*_combine(members, plan, k_total), facts,

@@ -118,7 +118,8 @@ def fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] |
         val: tuple[torch.Tensor, torch.Tensor] | Stream | None, *, loss_fn: nn.Module,
         val_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None = None,
         main_metric: str | None = None, watchers: Sequence[Watcher] = (),
-        run_dir: Path | None = None, progress: bool = True, resume: History | None = None,
+        run_dir: Path | None = None, progress: bool | str = True,
+        resume: History | None = None,
         tag: dict[str, Any] | None = None,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         order: Callable[[torch.Generator, int], torch.Tensor] | None = None,
@@ -187,7 +188,7 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] 
          val: tuple[torch.Tensor, torch.Tensor] | Stream | None, *, loss_fn: nn.Module,
          val_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None,
          main_metric: str | None, watchers: Sequence[Watcher], run_dir: Path | None,
-         progress: bool, resume: History | None, tag: dict[str, Any] | None,
+         progress: bool | str, resume: History | None, tag: dict[str, Any] | None,
          augment: Callable[[torch.Tensor], torch.Tensor] | None,
          order: Callable[[torch.Generator, int], torch.Tensor] | None,
          restore: dict[str, Any] | None, checkpoint_extra: Callable[[], dict[str, Any]] | None,
@@ -298,7 +299,9 @@ def _fit(model: nn.Module, plan: Plan, train: tuple[torch.Tensor, torch.Tensor] 
             best_saved = history.best_epoch
         t_saved = time.perf_counter()
 
-    with TrainProgress(max_epochs, steps_per_epoch, main_metric, enabled=progress) as bar:
+    label = progress if isinstance(progress, str) else "epoch"  # a string: the bar's label
+    with TrainProgress(max_epochs, steps_per_epoch, main_metric, enabled=bool(progress),
+                       label=label) as bar:
         start = resumed["epoch"] if resumed else len(history.epochs) + 1
         for epoch in range(start, max_epochs + 1):
             t0 = time.perf_counter()

@@ -24,7 +24,7 @@ class TrainProgress:
     STEP_EVERY = 64  # redraw the step bar every 64 steps: cheap enough for tiny batches
 
     def __init__(self, max_epochs: int, steps_per_epoch: int, metric: str | None,
-                 enabled: bool = True, console: Console | None = None):
+                 enabled: bool = True, console: Console | None = None, label: str = "epoch"):
         self.enabled, self.metric, self.steps = enabled, metric, steps_per_epoch
         self.max_epochs = max_epochs
         if not enabled:
@@ -33,7 +33,7 @@ class TrainProgress:
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"),
             TimeRemainingColumn(), console=console or Console(stderr=True), transient=False)
-        self._epochs = self._p.add_task("epoch", total=max_epochs, stats="")
+        self._epochs = self._p.add_task(label, total=max_epochs, stats="")
         self._batch = self._p.add_task("  step", total=steps_per_epoch, stats="",
                                        visible=steps_per_epoch >= 500)
 
