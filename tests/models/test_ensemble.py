@@ -11,7 +11,7 @@ from torch import nn
 import nnrecipe
 from nnrecipe.errors import PlanError
 from nnrecipe.models.ensemble import Ensemble, combine_for, member_plan, with_members
-from nnrecipe.plan import make_plan
+from nnrecipe.plan import Decision, make_plan
 
 
 class Fixed(nn.Module):
@@ -60,8 +60,8 @@ def test_members_get_their_own_seed_and_a_saved_ensemble_rebuilds(table, profile
     assert [member_plan(plan, k)["seed"] for k in range(3)] == [7, 8, 9]
     built = with_members(plan, lambda p: nn.Linear(2, 1))
     assert isinstance(built, Ensemble) and len(built.members) == 3
-    assert isinstance(with_members(plan.with_decision("model.ensemble", plan.decisions[
-        "model.ensemble"].__class__(1, "one", "user")), lambda p: nn.Linear(2, 1)), nn.Linear)
+    one = plan.with_decision("model.ensemble", Decision(1, "one", "user"))
+    assert isinstance(with_members(one, lambda p: nn.Linear(2, 1)), nn.Linear)
 
 
 @pytest.mark.parametrize("n_train,k", [(300, 5), (50_000, 5), (50_001, 3), (200_001, 1)])

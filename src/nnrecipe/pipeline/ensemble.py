@@ -11,7 +11,6 @@ member's epochs, best epoch and best validation loss go to evaluation.json.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -27,11 +26,9 @@ __all__ = ["finite_weights", "train_members"]
 
 
 def _facts(k: int, plan: Any, history: History) -> dict[str, Any]:
-    best = min((e["val_loss"] for e in history.epochs
-                if e.get("val_loss") is not None and math.isfinite(e["val_loss"])),
-               default=None)
+    """A member's line in evaluation.json (``best_val_loss`` None: never finite)."""
     return {"member": k + 1, "seed": plan["seed"], "epochs": len(history.epochs),
-            "best_epoch": history.best_epoch, "best_val_loss": best,
+            "best_epoch": history.best_epoch, "best_val_loss": history.best_val_loss,
             "stop_reason": history.stop_reason}
 
 
@@ -47,9 +44,8 @@ def train_members(prep: Prepared, inputs: Inputs, plan: Plan, first: torch.nn.Mo
     """``first`` (trained) and K - 1 more networks of ``plan`` as one ``Ensemble``; the
     plan (its ``model.ensemble`` lowered to the networks kept, when one was left out for
     weights or a validation loss that are not finite, or training was interrupted); the
-    members' facts; and a
-    stop reason when training was interrupted (Ctrl-C) before the last member (the members
-    finished so far are kept)."""
+    members' facts; and a stop reason when training was interrupted (Ctrl-C) before the
+    last member (the members finished so far are kept)."""
     k_total = ensemble_size(plan)
     members, facts = [first], [_facts(0, plan, history)]
     task = plan["task"]

@@ -23,8 +23,7 @@ __all__ = ["render_summary", "summary_facts", "key_choices", "metric_rows", "dat
 KEY_CHOICES = ("task", "model.arch", "model.blocks", "transfer.source", "transfer.strategy",
                "model.hidden_layers", "model.width", "model.activation", "model.init",
                "model.batchnorm", "model.dropout", "model.ensemble", "model.output_activation",
-               "loss.name",
-               "optimizer.name", "optimizer.lr", "train.batch_size",
+               "loss.name", "optimizer.name", "optimizer.lr", "train.batch_size",
                "train.early_stopping.patience", "model.parameters")
 # metrics shown in the summary table, in this order, and whether higher is better
 SHOWN = {"accuracy": True, "balanced_accuracy": True, "f1_macro": True, "roc_auc": True,
