@@ -81,6 +81,21 @@ def test_auto_fix_repairs_a_diverging_run_and_beats_not_repairing(tmp_path, canc
     assert "Repairs (--auto-fix)" in (tmp_path / "fixed" / "summary.md").read_text()
 
 
+def test_a_repair_after_a_blow_up_starts_again_from_fresh_weights_at_a_usual_rate(
+        tmp_path, cancer):
+    """Adam at 10 blows the weights up in the first epoch: their validation loss is far
+    above a constant prediction's, so the repair re-initialises, and at Adam's usual rate
+    (a tenfold cut, 1.0, would still be far too fast)."""
+    run = nnrecipe.fit(cancer, "target", out=tmp_path / "r", auto_fix=True,
+                       overrides={"optimizer.name": "adam", "optimizer.lr": 10.0,
+                                  "model.batchnorm": False, "model.ensemble": 1,
+                                  "train.max_epochs": 12})
+    live = [r for r in run.repairs if r["epoch"]]
+    assert live and live[0]["change"]["optimizer.lr"] == 1e-3
+    assert live[0]["restart"].startswith("re-initialised the network (the best validation loss")
+    assert run.evaluation["metrics"]["accuracy"] > 0.9
+
+
 def test_no_preflight_skips_the_preflight_checks(tmp_path, cancer):
     over = {"optimizer.lr": 1e-9, "train.max_epochs": 2}
     with_pf = nnrecipe.fit(cancer, "target", overrides=over, out=tmp_path / "a")

@@ -6,6 +6,15 @@ escalation for its code is tried next (a further tenfold cut of the learning rat
 different activation, ...). A change is applicable only if it can be made to a network in
 mid-training: model, optimizer, training and regularisation keys; a change to the data or
 the loss is left to the user as advice.
+
+Learning rates in a fix are kept to the optimizer's usual range (its record in
+``train/optimizers.py``): a cut that would still leave the rate above the range goes to the
+optimizer's usual rate instead (Adam at 10 cut tenfold is still 1000 times too fast; Adam
+normalises the gradient, so clipping does not slow it either), and a raise above the range
+is not tried. A fix for dead ReLUs keeps a rate inside the range: units die of a bad bias or
+init as often as of large steps, and a tenfold cut then only slows the repaired network.
+A value "auto" in a fix (let the plan's rule choose) changes nothing where the rule chose
+already, so it does not count as a change.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..train import optimizers
 from .findings import Finding
 
 __all__ = ["REPAIRABLE", "choose_fix", "keeps_weights", "repairable_symptom"]
@@ -55,13 +65,45 @@ def _escalations(code: str, plan: Any) -> list[dict[str, Any]]:
     }.get(code, [])
 
 
+def _usual_lr(plan: Any) -> tuple[float, float, float] | None:
+    """(low, high, usual rate) of the plan's optimizer; None when it has no range."""
+    spec = optimizers.OPTIMIZERS.get(plan["optimizer.name"]) if "optimizer.name" in plan else None
+    if spec is None or spec.lr_range is None:
+        return None
+    return (*spec.lr_range, spec.lr)
+
+
+def _sane_rate(code: str, fix: dict[str, Any], plan: Any) -> dict[str, Any] | None:
+    """``fix`` with its learning rate kept to the optimizer's usual range; None when the
+    fix is a raise beyond it."""
+    usual = _usual_lr(plan)
+    if "optimizer.lr" not in fix or usual is None or "optimizer.lr" not in plan:
+        return fix
+    low, high, rate = usual
+    new, old = fix["optimizer.lr"], plan["optimizer.lr"]
+    if new > old:
+        return None if new > high else fix
+    if code == "dead_relu" and old <= high:
+        return {k: v for k, v in fix.items() if k != "optimizer.lr"}
+    return {**fix, "optimizer.lr": rate} if new > high else fix
+
+
+def _changes(fix: dict[str, Any], plan: Any) -> dict[str, Any]:
+    """The keys whose value ``fix`` changes; "auto" changes a value only where the user
+    had set it."""
+    decisions = getattr(plan, "decisions", {})
+    return {k: v for k, v in fix.items()
+            if plan[k] != v and not (v == "auto" and k in decisions
+                                     and decisions[k].rule != "user")}
+
+
 def choose_fix(finding: Finding, plan: Any, tried: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The first candidate change not tried yet that changes something in ``plan``."""
     candidates = ([finding.fix] if finding.fix else []) + _escalations(finding.code, plan)
     for fix in candidates:
-        fix = {k: v for k, v in _applicable(fix).items() if k in plan}  # this plan's keys
-        changes = {k: v for k, v in fix.items() if k not in plan or plan[k] != v}
-        if changes and fix not in tried:
+        fix = _sane_rate(finding.code,
+                         {k: v for k, v in _applicable(fix).items() if k in plan}, plan)
+        if fix and _changes(fix, plan) and fix not in tried:
             return fix
     return None
 

@@ -117,7 +117,7 @@ def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress:
                 tried.append(fix)
                 overrides.update(fix)
                 with stage("plan"):
-                    _apply_fix(out, prep, overrides, fix, symptom)
+                    _apply_fix(out, prep, overrides, fix, symptom, baseline)
             elif trained:
                 break  # nothing left to try: keep the best weights seen
         monitor = LiveMonitor(stop_on_error=auto_fix, metric_name=MAIN_METRIC[task],
@@ -212,8 +212,15 @@ def lr_decision(result: LRFindResult, plan: Plan | None = None) -> Decision:
 
 
 def _apply_fix(out: TrainOutcome, prep: Prepared, overrides: dict, fix: dict,
-               symptom: Finding) -> None:
-    """Re-plan with the fix; keep the last good weights or re-initialise."""
+               symptom: Finding, baseline: float) -> None:
+    """Re-plan with the fix; keep the last good weights or re-initialise.
+
+    Weights are kept only when the fix leaves the network's shape alone and they are good:
+    their validation loss (the best epoch's) is finite and below ``baseline``, the loss of
+    an input-independent prediction. A network whose steps blew up is usually worse than
+    that already (weights thousands of times too large, outputs saturated), and a lower
+    rate from there only crawls back; training again from a fresh initialisation at the
+    repaired rate is what a practitioner does."""
     n_train = len(prep.splits.train)
     plan = make_plan(prep.profile, n_train, overrides)
     when = f"epoch {symptom.epoch}" if symptom.epoch else "pre-flight"
@@ -221,7 +228,9 @@ def _apply_fix(out: TrainOutcome, prep: Prepared, overrides: dict, fix: dict,
         plan = plan.with_decision(key, Decision(
             plan[key], f"auto-fix after '{symptom.title}' ({when}): {symptom.explanation}",
             "doctor.repair"))
-    keep = keeps_weights(fix) and out.history.best_epoch is not None
+    best = out.history.best_val_loss
+    keep = (keeps_weights(fix) and out.history.best_epoch is not None and best is not None
+            and np.isfinite(best) and (not np.isfinite(baseline) or best < baseline))
     if not keep:
         out.model = prep.modality.build(plan, prep.preprocessor, prep.pretrained)
     n_params = sum(p.numel() for p in out.model.parameters() if p.requires_grad)
@@ -230,7 +239,10 @@ def _apply_fix(out: TrainOutcome, prep: Prepared, overrides: dict, fix: dict,
         "attempt": len(out.repairs) + 1, "finding": symptom.code, "title": symptom.title,
         "evidence": symptom.evidence, "epoch": symptom.epoch, "change": fix,
         "restart": ("continued from the last good weights (epoch "
-                    f"{out.history.best_epoch})" if keep else "re-initialised the network"),
+                    f"{out.history.best_epoch})" if keep else "re-initialised the network"
+                    + ("" if not keeps_weights(fix) or best is None else
+                       f" (the best validation loss so far, {best:.4g}, was no better than "
+                       f"an input-independent prediction's, {baseline:.4g})")),
         "before": _snapshot(out.history), "after": None,
     })
 
