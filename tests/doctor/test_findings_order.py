@@ -26,3 +26,30 @@ def test_findings_sort_by_severity_then_by_when_their_check_ran():
 def test_the_order_is_stable_among_checks_of_one_moment():
     a, b = _f("class_imbalance", "warning"), _f("unscaled_features", "warning")
     assert sort_findings([a, b]) == [a, b] and sort_findings([b, a]) == [b, a]
+
+
+def test_a_cause_comes_before_the_generic_symptoms_it_explains_with_their_severity():
+    """Saturated tanh units (seen at epoch 1) explain the bad loss at initialisation and
+    the batch that could not be memorised (both before training): they are the illness,
+    listed first, raised to the symptoms' severity, with the symptoms named."""
+    cannot = _f("cannot_overfit_batch", "error")
+    bad_init = _f("bad_initial_loss", "warning")
+    saturated = _f("saturated_activations", "warning", epoch=1, step=5)
+    other = _f("large_batch", "warning")
+    got = sort_findings([cannot, bad_init, other, saturated])
+    assert [f.code for f in got] == ["saturated_activations", "bad_initial_loss",
+                                     "cannot_overfit_batch", "large_batch"]
+    assert [f.severity for f in got] == ["error", "error", "error", "warning"]
+    assert got[0].evidence["explains"] == "bad_initial_loss, cannot_overfit_batch"
+    assert got[1].evidence["explains"] == "cannot_overfit_batch"
+    assert sort_findings(got) == got  # sorting again changes nothing
+
+
+def test_a_cause_alone_and_specific_symptoms_keep_their_place():
+    lone = _f("unscaled_features", "warning")
+    assert sort_findings([lone]) == [lone] and "explains" not in lone.evidence
+    # a live cascade is not reordered: the gradients exploded before the loss diverged
+    explode = _f("exploding_gradients", "error", epoch=2, step=30)
+    diverge = _f("loss_divergence", "error", epoch=2)
+    assert [f.code for f in sort_findings([diverge, explode])] == [
+        "exploding_gradients", "loss_divergence"]

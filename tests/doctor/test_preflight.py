@@ -347,3 +347,21 @@ def test_the_floor_decides_whether_a_stalled_loss_is_memorised():
                                                overfit_duplicates=16))
     assert f.evidence["lowest_possible_loss"] == 0.449
     assert f.evidence["ratio"] == pytest.approx((0.60 - 0.449) / (0.70 - 0.449), rel=1e-3)
+
+
+def test_the_memorisation_check_turns_weight_decay_off():
+    """Weight decay strong enough to pin the weights near zero stops the network from
+    learning (underfitting), but the check asks whether it *can* learn: it must not fail."""
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 5), torch.randint(0, 2, (16,))
+    net = nn.Sequential(nn.Linear(5, 32), nn.ReLU(), nn.Linear(32, 2))
+    heavy = lambda ps: torch.optim.AdamW(ps, lr=1e-2, weight_decay=1e4)  # noqa: E731
+    codes = {f.code for f in run_preflight(net, nn.CrossEntropyLoss(), heavy, x, y)}
+    assert "cannot_overfit_batch" not in codes
+    # with the decay left on, the same steps do not fit the batch: the plant is real
+    from nnrecipe.doctor.preflight import _train
+    decayed = nn.Sequential(nn.Linear(5, 32), nn.ReLU(), nn.Linear(32, 2))
+    decayed.load_state_dict(net.state_dict())
+    first, final = _train(decayed, heavy(decayed.parameters()), nn.CrossEntropyLoss(), x, y,
+                          200)  # run_preflight's overfit_steps
+    assert final > 0.5 * first

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-__all__ = ["Finding", "CODES", "SEVERITIES", "make_finding", "sort_findings",
+__all__ = ["Finding", "CODES", "EXPLAINS", "SEVERITIES", "make_finding", "sort_findings",
            "findings_table"]
 
 SEVERITIES = ("info", "warning", "error")
@@ -96,21 +96,80 @@ def make_finding(code: str, evidence: dict[str, Any], explanation: str, advice: 
 #: when each family's checks run: before training, during it, after it
 _PHASE = {"data": 0, "config": 0, "preflight": 0, "live": 1, "after": 2}
 
+#: The generic symptoms: they say that something is wrong without naming what.
+_GENERIC = ("cannot_overfit_batch", "no_signal", "bad_initial_loss", "underfitting",
+            "slow_convergence")
+_FAILS_TO_LEARN = ("cannot_overfit_batch", "no_signal")
+#: cause → the generic symptoms it explains when both are found in one run. A network
+#: that cannot memorise a batch, or learns nothing from its inputs, is the debugging
+#: recipe's alarm bell (Karpathy 2019); when the run also names why (unscaled inputs, dead
+#: units, vanishing gradients...), that is the illness to treat, and it is listed first.
+EXPLAINS: dict[str, tuple[str, ...]] = {
+    "unscaled_features": (*_FAILS_TO_LEARN, "bad_initial_loss", "slow_convergence"),
+    "lr_out_of_range": (*_FAILS_TO_LEARN, "slow_convergence"),
+    "loss_activation_mismatch": (*_FAILS_TO_LEARN, "bad_initial_loss"),
+    "no_gradient": _FAILS_TO_LEARN,
+    "bad_initial_loss": ("cannot_overfit_batch",),
+    "nan_loss": _FAILS_TO_LEARN,
+    "exploding_gradients": _FAILS_TO_LEARN,
+    "loss_divergence": _FAILS_TO_LEARN,
+    "vanishing_gradients": (*_FAILS_TO_LEARN, "slow_convergence", "underfitting"),
+    "dead_relu": (*_FAILS_TO_LEARN, "bad_initial_loss", "slow_convergence", "underfitting"),
+    "saturated_activations": (*_FAILS_TO_LEARN, "bad_initial_loss"),
+}
+
+
+def _explained(findings: list[Finding]) -> dict[int, list[int]]:
+    """For each finding (by index) that explains others, the indices of all it explains,
+    directly or through another cause (saturated units → a bad initial loss → a batch
+    that cannot be memorised)."""
+    codes = [f.code for f in findings]
+    direct = {i: [j for j, c in enumerate(codes) if c in EXPLAINS.get(codes[i], ()) and j != i]
+              for i in range(len(findings))}
+    out = {}
+    for i, js in direct.items():
+        seen, todo = set(), list(js)
+        while todo:
+            j = todo.pop()
+            if j not in seen and j != i:
+                seen.add(j)
+                todo += direct[j]
+        if seen:
+            out[i] = sorted(seen)
+    return out
+
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:
     """Worst first, then in the order they happened: the checks before training, then the
     live ones by epoch and step (a check at the end of an epoch after that epoch's steps),
     then the after-training ones in the order they ran (their epoch, e.g. overfitting's best
-    epoch, is evidence, not when the check ran)."""
-    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
+    epoch, is evidence, not when the check ran).
 
-    def key(f: Finding) -> tuple:
+    A cause comes before the generic symptoms it explains (``EXPLAINS``): it takes the
+    severity of the worst of them, its place in time is that of the earliest, and its
+    evidence lists them under "explains"."""
+    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
+    findings = list(findings)
+    explained = _explained(findings)
+
+    def when(f: Finding) -> tuple:
         phase = _PHASE[CODES[f.code][0]] if f.code in CODES else 1
         if phase == 2:  # the after-training checks: in the order they ran
-            return (rank[f.severity], phase, 0, 0)
-        return (rank[f.severity], phase, f.epoch or 0,
-                f.step if f.step is not None else math.inf)
-    return sorted(findings, key=key)
+            return (phase, 0, 0)
+        return (phase, f.epoch or 0, f.step if f.step is not None else math.inf)
+
+    keys = {}
+    for i, f in enumerate(findings):
+        if i in explained:
+            group = [findings[j] for j in explained[i]]
+            worst = max([f, *group], key=lambda g: SEVERITIES.index(g.severity)).severity
+            codes = ", ".join(c for c in CODES if c in {g.code for g in group})
+            findings[i] = f = replace(f, severity=worst, evidence={**f.evidence,
+                                                                   "explains": codes})
+            keys[i] = (rank[worst], *min(when(g) for g in [f, *group]), -len(group))
+        else:
+            keys[i] = (rank[f.severity], *when(f), 0)
+    return [findings[i] for i in sorted(range(len(findings)), key=keys.__getitem__)]
 
 
 def _rounded(evidence: dict[str, Any]) -> dict[str, Any]:

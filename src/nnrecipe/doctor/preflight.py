@@ -4,8 +4,10 @@ The debugging recipe, run by machine on throwaway copies of the network:
 
     1. the loss at initialisation is near what a network that knows nothing scores
     2. every trainable parameter gets a finite, non-zero gradient
-    3. the network can memorise a tiny batch (dropout off, the caller's learning rate,
-       then once more at ten times that rate, or a tenth if the loss rose), judged against
+    3. the network can memorise a tiny batch (dropout and weight decay off, the caller's
+       learning rate, then once more at ten times that rate, or a tenth if the loss rose;
+       regularisation is there to stop memorising, so a strong one would fail the check
+       for a network that learns, and hide the real illness, underfitting), judged against
        the lowest loss that batch allows: identical inputs with different labels cannot
        all be fitted, so "memorised" means near that floor, not near zero
     4. trained briefly on the real inputs, it beats the same network trained on zeroed
@@ -221,7 +223,8 @@ def cannot_overfit_batch(ev: PreflightEvidence, *, max_final_ratio: float = FIT_
          "duplicate_input_rows": ev.overfit_duplicates, "lr": base_lr,
          "retry_lr": ev.overfit[-1][0]},
         f"Trained on only {ev.overfit_rows} rows for {ev.overfit_steps} steps at learning rate "
-        f"{lr:.3g} (dropout off), the loss went from {initial:.4g} to {final:.4g}{floor_words}; "
+        f"{lr:.3g} (dropout and weight decay off), the loss went from {initial:.4g} to "
+        f"{final:.4g}{floor_words}; "
         f"{cause}. A network that cannot memorise a tiny batch will not learn the full data "
         "set either.",
         ["Overfit a tiny batch first: until the loss reaches about zero (or the floor that "
@@ -306,7 +309,7 @@ def _measure_overfit(ev, model, loss_fn, make_optimizer, x, y, lr, steps) -> Non
     ev.overfit_rows, ev.overfit_steps = len(x), steps
     ev.overfit_floor, ev.overfit_duplicates = _lowest_loss(loss_fn, x, y)
     net = _working_copy(model)
-    opt = _optimizer(make_optimizer, net, lr)
+    opt = _optimizer(make_optimizer, net, lr, decay=False)
     lr = float(opt.param_groups[0]["lr"])
     first, final = _train(net, opt, loss_fn, x, y, steps)
     ev.overfit.append((lr, first, final))
@@ -314,7 +317,8 @@ def _measure_overfit(ev, model, loss_fn, make_optimizer, x, y, lr, steps) -> Non
         return
     retry_lr = lr / RETRY_LR_FACTOR if _rose(first, final) else lr * RETRY_LR_FACTOR
     net = _working_copy(model)
-    first, final = _train(net, _optimizer(make_optimizer, net, retry_lr), loss_fn, x, y, steps)
+    first, final = _train(net, _optimizer(make_optimizer, net, retry_lr, decay=False), loss_fn,
+                          x, y, steps)
     ev.overfit.append((retry_lr, first, final))
 
 
@@ -370,11 +374,15 @@ def _working_copy(model: nn.Module) -> nn.Module:
     return net
 
 
-def _optimizer(make_optimizer: OptimizerFactory, net: nn.Module, lr: float | None) -> Optimizer:
+def _optimizer(make_optimizer: OptimizerFactory, net: nn.Module, lr: float | None, *,
+               decay: bool = True) -> Optimizer:
+    """``decay=False``: weight decay off (the memorisation check)."""
     opt = make_optimizer(p for p in net.parameters() if p.requires_grad)
-    if lr is not None:
-        for group in opt.param_groups:
+    for group in opt.param_groups:
+        if lr is not None:
             group["lr"] = lr
+        if not decay and "weight_decay" in group:
+            group["weight_decay"] = 0.0
     return opt
 
 

@@ -151,12 +151,14 @@ def underfitting(ev: AfterEvidence, *, near_baseline: float = 0.8,
         fix or None)
 
 
-def noisy_validation(ev: AfterEvidence, *, min_rows: int = 100, max_noise_share: float = 0.5,
-                     min_epochs: int = 5) -> Finding | None:
-    """Fewer than ``min_rows`` validation rows, or the validation metric's epoch-to-epoch
-    noise is at least ``max_noise_share`` of its whole improvement over training. The noise
-    is taken from second differences, std(Δ²m)/√6, which a smooth learning curve leaves
-    near zero."""
+def noisy_validation(ev: AfterEvidence, *, min_rows: int = 100, warn_rows: int = 30,
+                     max_noise_share: float = 0.5, min_epochs: int = 5) -> Finding | None:
+    """A warning when the validation metric's epoch-to-epoch noise is at least
+    ``max_noise_share`` of its whole improvement over training (the noise from second
+    differences, std(Δ²m)/√6, which a smooth learning curve leaves near zero), or when there
+    are fewer than ``warn_rows`` validation rows: a mean over fewer than about 30 values is
+    too few for its own standard error to be trusted (the usual n ≥ 30 rule of thumb), so
+    even a steady curve says little. An info note for fewer than ``min_rows``."""
     se = _binomial_se(ev)
     evidence: dict[str, Any] = {"n_val": ev.n_val}
     if se is not None:
@@ -172,7 +174,8 @@ def noisy_validation(ev: AfterEvidence, *, min_rows: int = 100, max_noise_share:
         why = (f"{ev.metric_name or 'the metric'} jitters by about {noise:.3g} from epoch to "
                f"epoch against an improvement of {gain:.3g} over the whole run")
     elif ev.n_val < min_rows:
-        severity = "info"  # small, but the curve was steady: worth knowing, not alarming
+        # small, but the curve was steady: worth knowing; too small to trust: a warning
+        severity = "warning" if ev.n_val < warn_rows else "info"
         why = f"only {ev.n_val} rows" + (f": one row moves accuracy by {1 / max(ev.n_val, 1):.1%}"
                                          if ev.task in CLASSIFICATION else "")
     else:
@@ -196,11 +199,18 @@ RULES: tuple[Callable[[AfterEvidence], Finding | None], ...] = (
 
 
 def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, row_ids: list, *,
-                      max_listed: int = 20, warn_share: float = 0.03) -> Finding | None:
+                      max_listed: int = 20, warn_share: float = 0.03,
+                      max_p_value: float = 0.01) -> Finding | None:
     """Rows whose given label the model (out of sample) finds unlikely, by cleanlab's
-    confident learning; listed worst first (lowest probability of the given label). A
-    warning from ``warn_share`` of the rows up; below it, the few hard rows any real data
-    set has are listed as information.
+    confident learning; listed worst first (lowest probability of the given label).
+
+    Any model errs on some rows, and those rows look mislabelled to it, so the suspects
+    are compared with the errors the model expects of itself: the sum over rows of
+    1 − (its top probability), the number of mistakes a model as sure as this one should
+    make if its probabilities were right. A warning only when the suspects are clearly
+    more than that (a one-sided Poisson test, p < ``max_p_value``) and at least
+    ``warn_share`` of the rows; otherwise the hard rows any real data set has are listed
+    as an info note.
 
     ``labels``: class codes 0..C-1, shape (N,); ``pred_probs``: (N, C) out-of-sample
     probabilities (held-out rows, or cross-validated); ``row_ids``: how to find each row."""
@@ -219,18 +229,29 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, row_ids: list,
     listed = [(row_ids[i], int(labels[i]), float(probs[i, labels[i]]))
               for i in ranked[:max_listed]]
     rows = "; ".join(f"{rid} (label {lab}, p={p:.3f})" for rid, lab, p in listed)
+    from scipy.stats import poisson
+
     n, count = len(labels), len(ranked)
+    expected = float(np.sum(1.0 - probs.max(axis=1)))
+    p_value = float(poisson.sf(count - 1, max(expected, 1e-9)))  # P(X >= count)
+    clearly_more = p_value < max_p_value and count / n >= warn_share
     return make_finding(
         "label_issues",
-        {"count": count, "share": count / n, "rows_checked": n, "listed": len(listed),
+        {"count": count, "share": count / n, "rows_checked": n,
+         "expected_model_errors": expected, "p_value": p_value, "listed": len(listed),
          "rows": rows},
         f"{count} of {n} held-out rows ({count / n:.1%}) carry a label the model confidently "
-        "disagrees with. Some are model mistakes; others are wrong labels, which cap any "
-        "model's accuracy and mislead evaluation.",
+        f"disagrees with; from its own confidence the model expects about {expected:.1f} "
+        f"mistakes on these rows, " + (
+            f"so the suspects are clearly more than its errors explain (p = {p_value:.2g}): "
+            "wrong labels are likely among them, and they cap any model's accuracy and "
+            "mislead evaluation." if clearly_more else
+            "which explains them as well as wrong labels would: look at them if you can, "
+            "but nothing says the labels are at fault."),
         ["Look at these rows (worst first): " + rows,
          "Fix labels that are wrong; if they are right, the model fails on them: find "
          "what they have in common and add more rows like them."],
-        severity="warning" if count / n >= warn_share else "info")
+        severity="warning" if clearly_more else "info")
 
 
 # ------------------------------------------------------------------------- helpers
