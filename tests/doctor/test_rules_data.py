@@ -248,3 +248,36 @@ def test_findings_are_json_friendly(table):
     for f in check_data(data_evidence(df)):
         assert all(isinstance(v, int | float | str) for v in f.evidence.values())
         assert f.explanation and f.advice
+
+
+# ------------------------------------------------------------------- samples (images, series)
+
+def test_a_single_input_position_that_holds_the_class_is_a_leak_suspect():
+    """The tables' leak check for arrays of samples: a pixel set to the class code is
+    named; clean random images give no suspect."""
+    from nnrecipe.data.profile import sample_leak_suspects
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6, 6))
+    labels = np.array(["a", "b", "c"])[rng.integers(0, 3, 300)]
+    assert sample_leak_suspects(x, labels) == []
+    x[:, 2, 4] = np.unique(labels, return_inverse=True)[1]
+    (suspect,) = sample_leak_suspects(x, labels)
+    assert suspect["column"] == "input at (2, 4)" and suspect["score"] == 1.0
+
+
+def test_images_get_the_data_checks_shared_samples_and_a_leaking_pixel(tmp_path):
+    """Digits saved as an .npz, each image twice and one pixel set to the class: the data
+    checks name the shared samples and the leak; a convnet's parameters per image are not
+    judged by the dense-layer rule."""
+    digits = datasets.load_digits()
+    x, y = digits.images[:300].copy(), digits.target[:300]
+    x, y = np.concatenate([x, x]), np.concatenate([y, y])
+    x[:, 0, 0] = y
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    prep = prepare_any(tmp_path / "d.npz", None)
+    codes = {f.code for f in check_data(DataEvidence(prep.profile, prep.plan, {}, {}))}
+    assert {"duplicates_across_splits", "target_leakage"} <= codes
+    assert "too_many_parameters" not in codes and "model.width" not in prep.plan
+    overlap = prep.profile.splits["duplicates_across_splits"]
+    assert overlap["val_rows_also_in_train"] > 0.5 * overlap["val_rows"]

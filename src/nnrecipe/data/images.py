@@ -119,13 +119,14 @@ class ImageFiles:
         return replace(self, paths=self.paths + other.paths,
                        grey=np.concatenate([self.grey, other.grey]))
 
+    def digests(self) -> list[bytes]:
+        """A 16-byte digest of each file's bytes (read a file at a time)."""
+        return [hashlib.blake2b(Path(f).read_bytes(), digest_size=16).digest()
+                for f in self.paths]
+
     def duplicates(self) -> int:
-        """Files with the same bytes as an earlier one (read a file at a time; only a
-        16-byte digest per file is kept)."""
-        seen: set[bytes] = set()
-        for f in self.paths:
-            seen.add(hashlib.blake2b(Path(f).read_bytes(), digest_size=16).digest())
-        return len(self.paths) - len(seen)
+        """Files with the same bytes as an earlier one."""
+        return len(self.paths) - len(set(self.digests()))
 
 
 def match_colours(x: np.ndarray, channels: int) -> np.ndarray:

@@ -17,7 +17,7 @@ sk_metrics = lazy("sklearn.metrics")
 sk_tree = lazy("sklearn.tree")
 
 __all__ = ["DataProfile", "profile_table", "check_target", "check_numbers", "infer_task",
-           "split_overlap", "FLOAT32_MAX", "show_names"]
+           "split_overlap", "sample_leak_suspects", "FLOAT32_MAX", "show_names"]
 
 TASKS = ("binary", "multiclass", "regression")
 MAX_CLASSES_FROM_INTEGERS = 20  # an integer target with more distinct values is a quantity
@@ -269,6 +269,47 @@ def _leak_suspects(df, target, task, kinds, skip, *, max_rows=20_000, max_groups
         acc = float(np.mean(fitted == y_fit))
         if acc >= min_acc and (1 - acc) <= (1 - min_error_cut) * (1 - base):
             out.append({"column": col, "metric": "single_feature_accuracy",
+                        "score": round(acc, 4), "majority_share": round(base, 4)})
+    return out
+
+
+def sample_leak_suspects(x: np.ndarray, labels: np.ndarray, *, max_rows: int = 5_000,
+                         min_eta2: float = 0.9, max_candidates: int = 20, max_groups: int = 20,
+                         min_acc: float = 0.99, min_error_cut: float = 0.9
+                         ) -> list[dict[str, Any]]:
+    """Single input positions (a pixel, a time step, an audio sample) that alone predict
+    the class: the tables' leak check (``_leak_suspects``) for arrays of samples. Every
+    position is screened at once by its correlation ratio η² (the share of its variance
+    that lies between the classes' means); the few with η² ≥ ``min_eta2`` get the tables'
+    one-feature tree, judged by the same accuracy bars. Named by their index in a sample."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf" or len(x) < 20:
+        return []
+    if len(x) > max_rows:
+        keep = np.random.default_rng(0).choice(len(x), max_rows, replace=False)
+        x, labels = x[keep], np.asarray(labels)[keep]
+    shape, flat = x.shape[1:], x.reshape(len(x), -1).astype(np.float64)
+    labels = np.asarray(labels).astype(str)
+    codes, y = np.unique(labels, return_inverse=True)
+    if len(codes) < 2:
+        return []
+    counts = np.bincount(y).astype(float)
+    means = np.zeros((len(codes), flat.shape[1]))
+    np.add.at(means, y, flat)
+    means /= counts[:, None]
+    total = flat.var(axis=0) * len(flat)
+    between = (counts[:, None] * (means - flat.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta2 = np.where(total > 0, between / total, 0.0)
+    candidates = [i for i in np.argsort(-eta2)[:max_candidates] if eta2[i] >= min_eta2]
+    base = float(counts.max() / counts.sum())
+    out = []
+    for i in candidates:
+        fitted = _single_feature_tree(pd.Series(flat[:, i]), labels, "multiclass", max_groups)
+        acc = float(np.mean(fitted == labels))
+        if acc >= min_acc and (1 - acc) <= (1 - min_error_cut) * (1 - base):
+            where = tuple(int(v) for v in np.unravel_index(i, shape)) if shape else ()
+            out.append({"column": f"input at {where}", "metric": "single_feature_accuracy",
                         "score": round(acc, 4), "majority_share": round(base, 4)})
     return out
 

@@ -45,16 +45,17 @@ def before_training(plan: Plan, profile: Any, numeric_columns: list[str] | None,
                     loss_fn: torch.nn.Module, make_optimizer: Any, *, preflight: bool
                     ) -> list[Finding]:
     """Data, configuration and (unless turned off) pre-flight findings. The data rules
-    read table columns: ``numeric_columns`` names the first columns of ``x`` (None when the
-    inputs are not columns: images, text...)."""
+    read the profile (leaks, shared samples, classes) for every kind of data; the scale
+    check reads table columns: ``numeric_columns`` names the first columns of ``x`` (None
+    when the inputs are not columns: images, text...)."""
     findings: list[Finding] = []
+    means: dict[str, float] = {}
+    stds: dict[str, float] = {}
     if numeric_columns is not None:
         n_num = len(numeric_columns)
-        names = numeric_columns
-        means, stds = x[:, :n_num].mean(0), x[:, :n_num].std(0)
-        findings += check_data(DataEvidence(profile, plan,
-                                            dict(zip(names, means.tolist(), strict=True)),
-                                            dict(zip(names, stds.tolist(), strict=True))))
+        means = dict(zip(numeric_columns, x[:, :n_num].mean(0).tolist(), strict=True))
+        stds = dict(zip(numeric_columns, x[:, :n_num].std(0).tolist(), strict=True))
+    findings += check_data(DataEvidence(profile, plan, means, stds))
     findings += check_config(config_evidence_from_plan(plan, model, len(x),
                                                        profile.target_summary))
     if preflight:

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from ..data.load import table_name
-from ..data.profile import DataProfile, target_summary
+from ..data.profile import DataProfile, sample_leak_suspects, target_summary
 from ..data.split import rare_classes
 from ..errors import DataError
 from ..evaluate import MAIN_METRIC, baseline_metrics, classification_metrics
@@ -220,7 +220,8 @@ class SampleModality(Modality):
                 profile.inputs["pretrained"] = pre.describe()
             first = make_plan(profile, int(0.7 * len(data.x)), given)  # the window decides
             splits = self.split(data, first, held)
-            profile.splits = {"how": splits.how, **splits.sizes()}
+            profile.splits = {"how": splits.how, **splits.sizes(),
+                              **self.split_overlap(data, splits)}
             the_plan = make_plan(profile, len(splits.train), given)
             data = self.settle(data, the_plan, profile)
             enc = self.fit_encoder(data, splits.train, the_plan)
@@ -262,8 +263,14 @@ class SampleModality(Modality):
         return target_summary(pd.Series(np.asarray(data.classes)[data.y]), data.task)
 
     def duplicates(self, data: Samples) -> int:
-        keys = [np.ascontiguousarray(v).tobytes() for v in data.x]
+        keys = _sample_keys(data.x)
         return len(keys) - len(set(keys))
+
+    def split_overlap(self, data: Samples, splits: SampleSplits) -> dict[str, Any]:
+        """``duplicates_across_splits`` for the profile (the data check of that name):
+        validation and test samples identical to a training sample. None here: a series'
+        windows overlap by construction."""
+        return {}
 
     def plan_rules(self, table_rules: tuple, pretrained: dict | None) -> list:
         return compose_rules(table_rules, self.own_rules, self.table_only, self.replaces,
@@ -279,6 +286,24 @@ class SampleModality(Modality):
 class ClassModality(SampleModality):
     """Samples with one class each: stratified splits, accuracy against the majority
     class, the highest-loss test samples kept (and shown, where a picture helps)."""
+
+    def profile(self, data: Samples) -> DataProfile:
+        """With the tables' leak check, per input position (``sample_leak_suspects``)."""
+        profile = super().profile(data)
+        if isinstance(data.x, np.ndarray):
+            profile.leak_suspects = sample_leak_suspects(
+                data.x, np.asarray(data.classes, dtype=object)[data.y])
+        return profile
+
+    def split_overlap(self, data: Samples, splits: SampleSplits) -> dict[str, Any]:
+        keys = _sample_keys(data.x)
+        seen = {keys[i] for i in splits.train}
+        out: dict[str, Any] = {"train_rows": len(splits.train)}
+        for name in ("val", "test"):
+            part = getattr(splits, name)
+            out[f"{name}_rows"] = len(part)
+            out[f"{name}_rows_also_in_train"] = sum(keys[i] in seen for i in part)
+        return {"duplicates_across_splits": out}
 
     def split(self, data: Samples, plan: Plan, held: np.ndarray | None) -> SampleSplits:
         """Stratified 70/15/15; with a test set attached (``--test``) or ``held`` out (a
@@ -517,3 +542,11 @@ def save_figure(fig: Any, path: Path) -> None:
 def figure(n: int) -> Any:  # a matplotlib Figure
     """A figure of ``n`` plots stacked, one per sample."""
     return mpl_figure.Figure(figsize=(9, 1.8 * n))
+
+
+def _sample_keys(x: Any) -> list[bytes]:
+    """Each sample's bytes (a file's digest when the samples are files not yet read):
+    equal keys, identical samples."""
+    if hasattr(x, "digests"):
+        return x.digests()
+    return [np.ascontiguousarray(v).tobytes() for v in x]

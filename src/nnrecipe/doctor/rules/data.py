@@ -41,7 +41,7 @@ def _n_train(p: DataProfile) -> int:
 # ---- columns ----------------------------------------------------------------------------------
 def missing_values(ev: DataEvidence, *, top: int = TOP) -> Finding | None:
     """Feature columns with gaps that reach the network (dropped columns don't)."""
-    drop = ev.plan["data.drop"]
+    drop = ev.plan["data.drop"] if "data.drop" in ev.plan else []
     gaps = {c: s for c, s in _features(ev.profile).items()
             if c not in drop and s["missing_share"] > 0}
     if not gaps:
@@ -255,8 +255,13 @@ def _width_for_budget(ev: DataEvidence, budget: float, floor: int = 8) -> int | 
 def too_many_parameters(ev: DataEvidence, *, max_per_row: float = 10.0,
                         min_dropout: float = 0.2) -> Finding | None:
     """More than ``max_per_row`` trainable parameters per training row: the network can
-    memorise the training split long before it learns anything that generalises."""
-    if "model.parameters" not in ev.plan:
+    memorise the training split long before it learns anything that generalises.
+
+    Judged for networks of dense layers (the plan has ``model.width``): a convnet shares
+    its weights across every position of a sample, so its parameters per sample do not
+    measure what it can memorise, and the count would alarm on healthy image runs."""
+    if not all(k in ev.plan for k in ("model.parameters", "model.width",
+                                      "model.hidden_layers", "data.n_inputs")):
         return None
     n_params, n_train = ev.plan["model.parameters"], _n_train(ev.profile)
     ratio = n_params / max(n_train, 1)
