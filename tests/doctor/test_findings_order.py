@@ -53,3 +53,15 @@ def test_a_cause_alone_and_specific_symptoms_keep_their_place():
     diverge = _f("loss_divergence", "error", epoch=2)
     assert [f.code for f in sort_findings([diverge, explode])] == [
         "exploding_gradients", "loss_divergence"]
+
+
+def test_a_learning_rate_above_its_range_explains_what_large_steps_do_one_below_does_not():
+    high = make_finding("lr_out_of_range", {"lr": 50.0, "usual_high": 1.0}, "", [])
+    low = make_finding("lr_out_of_range", {"lr": 1e-7, "usual_high": 1.0}, "", [])
+    nan = _f("nan_loss", "error", epoch=1, step=3)
+    dead = _f("dead_relu", "error", epoch=1, step=2)
+    got = sort_findings([nan, dead, high])
+    assert [f.code for f in got] == ["lr_out_of_range", "dead_relu", "nan_loss"]
+    assert got[0].severity == "error" and got[0].evidence["explains"] == "nan_loss, dead_relu"
+    assert [f.code for f in sort_findings([nan, dead, low])] == [
+        "dead_relu", "nan_loss", "lr_out_of_range"]

@@ -281,3 +281,23 @@ def test_a_nan_loss_is_reported_at_once():
     mon = LiveMonitor(persist=3)
     f, = mon.observe(StepEvidence(1, 1, math.nan, {}, {}, {}, {}))
     assert f.code == "nan_loss" and f.step == 1
+
+
+def test_non_finite_statistics_under_a_finite_loss_are_a_nan_loss_at_the_epochs_end():
+    """A BatchNorm running variance that overflowed: the loss (batch statistics in
+    training mode) stays finite, the network is broken; healthy state is not reported."""
+    from nnrecipe.train.callbacks import TrainState
+
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 1))
+    state = TrainState(model=net, optimizer=None, plan=None, max_epochs=3,
+                       logs={"epoch": 1, "train_loss": 0.5, "val_loss": 0.6, "lr": 0.1})
+    mon = LiveMonitor()
+    mon.on_epoch_end(state)
+    assert "nan_loss" not in {f.code for f in mon.findings}
+    with torch.no_grad():
+        net[1].running_var[2] = math.inf
+    state.logs = {"epoch": 2, "train_loss": 0.4, "val_loss": 0.5, "lr": 0.1}
+    mon.on_epoch_end(state)
+    f = first(mon, "nan_loss")
+    assert f.epoch == 2 and f.evidence["first"] == "1.running_var"
+    assert f.evidence["non_finite_tensors"] == 1 and f.fix["optimizer.lr"] == 0.01

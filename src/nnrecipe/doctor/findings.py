@@ -117,6 +117,20 @@ EXPLAINS: dict[str, tuple[str, ...]] = {
     "dead_relu": (*_FAILS_TO_LEARN, "bad_initial_loss", "slow_convergence", "underfitting"),
     "saturated_activations": (*_FAILS_TO_LEARN, "bad_initial_loss"),
 }
+#: A learning rate above its optimizer's range also explains what steps too large do: the
+#: loss oscillates, then diverges (the LR range test's picture, Smith 2017), and one large
+#: step can push a ReLU's bias so far negative that it never fires again.
+TOO_LARGE_STEPS = ("nan_loss", "exploding_gradients", "loss_divergence", "loss_oscillation",
+                   "dead_relu")
+
+
+def _explains(f: Finding) -> tuple[str, ...]:
+    codes = EXPLAINS.get(f.code, ())
+    ev = f.evidence
+    if f.code == "lr_out_of_range" and isinstance(ev.get("lr"), int | float) \
+            and isinstance(ev.get("usual_high"), int | float) and ev["lr"] > ev["usual_high"]:
+        codes += TOO_LARGE_STEPS
+    return codes
 
 
 def _explained(findings: list[Finding]) -> dict[int, list[int]]:
@@ -124,7 +138,7 @@ def _explained(findings: list[Finding]) -> dict[int, list[int]]:
     directly or through another cause (saturated units → a bad initial loss → a batch
     that cannot be memorised)."""
     codes = [f.code for f in findings]
-    direct = {i: [j for j, c in enumerate(codes) if c in EXPLAINS.get(codes[i], ()) and j != i]
+    direct = {i: [j for j, c in enumerate(codes) if c in _explains(findings[i]) and j != i]
               for i in range(len(findings))}
     out = {}
     for i, js in direct.items():

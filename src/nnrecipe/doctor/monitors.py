@@ -39,7 +39,8 @@ from torch import nn
 
 from ..train.callbacks import TrainState, Watcher
 from .findings import Finding
-from .rules.live import SATURATION_AT, HistoryEvidence, StepEvidence, check_history, check_step
+from .rules.live import (SATURATION_AT, HistoryEvidence, StepEvidence, check_history,
+                         check_step, non_finite_weights)
 
 __all__ = ["LiveMonitor", "weight_layers"]
 
@@ -201,6 +202,12 @@ class LiveMonitor(Watcher):
             lr=state.logs.get("lr", _lr(state)), initial_loss=self.initial_loss)
         for f in check_history(ev):
             self._report(f, state)
+        if ("nan_loss", None) not in self._seen and state.model is not None:
+            bad = [name for name, v in state.model.state_dict().items()
+                   if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+            f = non_finite_weights(bad, epoch=state.logs.get("epoch", 0), lr=ev.lr)
+            if f is not None:
+                self._report(f, state)
 
     def on_train_end(self, state: TrainState) -> None:
         for h in self._handles:  # training stopped inside a sampled step

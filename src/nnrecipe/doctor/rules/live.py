@@ -105,6 +105,27 @@ def nan_loss(ev: StepEvidence) -> Finding | None:
         {**_CLIP, **_scaled(ev.lr, 0.1)}, epoch=ev.epoch, step=ev.step)
 
 
+def non_finite_weights(names: list[str], *, epoch: int, lr: float | None,
+                       top: int = 3) -> Finding | None:
+    """Weights or running statistics that hold NaN or infinity at the end of an epoch
+    whose loss stayed finite (``names``: the state tensors affected). A BatchNorm layer's
+    running variance that overflowed during a blow-up does that: in training mode the
+    layer uses each batch's own statistics, so the loss looks fine, but the network
+    evaluates with the broken ones and cannot be used. Reported as ``nan_loss``: the same
+    illness, caught where the loss does not show it."""
+    if not names:
+        return None
+    return make_finding(
+        "nan_loss", {"non_finite_tensors": len(names), "first": ", ".join(names[:top]),
+                     "lr": lr if lr is not None else "unknown"},
+        f"At the end of epoch {epoch}, {len(names)} weight or statistic tensor(s) hold NaN "
+        f"or infinite values ({', '.join(names[:top])}), though the loss stayed finite. A "
+        "network with non-finite numbers inside cannot be evaluated or trained on from there.",
+        [_LR_ADVICE, _CLIP_ADVICE,
+         "If it persists at a low learning rate, look for NaN/inf in the inputs."],
+        {**_CLIP, **_scaled(lr, 0.1)}, epoch=epoch)
+
+
 def exploding_gradients(ev: StepEvidence, *, ratio_max: float = 70.0,
                         loss_factor: float = 1e3) -> Finding | None:
     """Non-finite gradients, a loss ``loss_factor`` times its initial value, or a first layer
