@@ -39,8 +39,14 @@ from torch import nn
 
 from ..train.callbacks import TrainState, Watcher
 from .findings import Finding
-from .rules.live import (SATURATION_AT, HistoryEvidence, StepEvidence, check_history,
-                         check_step, non_finite_weights)
+from .rules.live import (
+    SATURATION_AT,
+    HistoryEvidence,
+    StepEvidence,
+    check_history,
+    check_step,
+    non_finite_weights,
+)
 
 __all__ = ["LiveMonitor", "weight_layers"]
 
