@@ -96,8 +96,23 @@ def test_width_shrinks_to_the_parameter_budget_on_small_data(profile_of):
     w = p["model.width"]
     assert w < 64 and 30 * w + w <= 2 * 200  # within 2 weights per training row
     assert "halved" in p.decisions["model.width"].reason
-    big = make_plan(profile_of(df), 200_000)["model.width"]
-    assert big == 64  # twice the 30 inputs, rounded up to a power of two
+    mid = make_plan(profile_of(df), 1_000)["model.width"]
+    assert mid == 64  # twice the 30 inputs, rounded up to a power of two
+    big = make_plan(profile_of(df), 200_000)
+    assert big["model.width"] == 256 and "doubled" in big.decisions["model.width"].reason
+
+
+@pytest.mark.parametrize("n_train,width", [(900, 32), (3_400, 64), (13_000, 128)])
+def test_width_grows_with_rows_per_input_from_a_thousand_rows(profile_of, n_train, width):
+    """10 inputs: 32 units by the inputs; with at least 1,000 rows, doubled while the
+    network keeps under 2 weights per training row (2 hidden layers here)."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(300, 10)), columns=[f"x{i}" for i in range(10)])
+    df["y"] = df["x0"] * 2.0
+    p = make_plan(profile_of(df), n_train, {"model.hidden_layers": 2})
+    w = p["model.width"]
+    assert w == width
+    assert 10 * w + w * w + w <= 2 * max(n_train, 1_000) or w == 32
 
 
 def test_constant_id_and_text_columns_are_dropped_with_reasons(profile_of):
@@ -183,3 +198,23 @@ def test_other_kinds_of_data_keep_a_patience_in_epochs(profile_of):
 
     rules = dict((k, r) for k, r, _ in compose_rules(RULES, (), (), {}, None))
     assert rules["train.early_stopping.patience"] is patience_rule
+
+
+@pytest.mark.parametrize("task,act,init", [("regression", "gelu", "he_normal"),
+                                           ("binary", "relu", "he_normal"),
+                                           ("multiclass", "relu", "he_normal")])
+def test_a_table_regression_gets_gelu_classification_keeps_relu(table, profile_of, task, act,
+                                                                init):
+    p = make_plan(profile_of(table(task=task)), 210)
+    assert (p["model.activation"], p["model.init"]) == (act, init)
+    assert make_plan(profile_of(table(task=task)), 210,
+                     {"model.activation": "tanh"})["model.activation"] == "tanh"
+
+
+def test_other_kinds_of_data_keep_relu_for_a_regression(profile_of):
+    from nnrecipe.plan import network_rules
+    from nnrecipe.plan.network_rules import compose_rules
+    from nnrecipe.plan.rules import RULES
+
+    rules = dict((k, r) for k, r, _ in compose_rules(RULES, (), (), {}, None))
+    assert rules["model.activation"] is network_rules.activation_rule
