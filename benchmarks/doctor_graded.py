@@ -1060,10 +1060,12 @@ def _grid(records: list[dict[str, Any]], codes: list[str],
         fix = " ".join(f"{r['kind']} {'+' if r['improved'] else '-'}" for r in fixes if r)
         lines.append(f"| {code} | " + " | ".join(cells) + f" | {fix} |")
     return lines + [
-        "", "✓ found first · ~ found, not first · i reported only below warning · ✗ missed · "
-        "n/a the fault cannot arise in that kind · blank: not run. The data rules "
-        "(missing_values to too_many_parameters) read table columns: they do not run on "
-        "images or sequences. auto-fix: + the repaired run scored better."]
+        "", "✓ found first · c found behind the out-of-range learning rate that caused it (the "
+        "plant set the rate) · ~ found, not first · i reported only below warning · ✗ missed · "
+        "n/a the fault cannot arise in that kind · blank: not run. The scale check reads "
+        "table columns only, and too_many_parameters judges dense networks only (a convnet "
+        "shares its weights across positions), so it is not judged on images or sequences. "
+        "auto-fix: + the repaired run scored better."]
 
 
 def table(args: argparse.Namespace) -> str:
