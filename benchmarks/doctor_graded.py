@@ -14,9 +14,9 @@ cannot), trained, and judged from the run's findings:
   severity for the codes whose default severity is info: missing_values and
   constant_feature report a fault nnrecipe handles itself);
 * **first**: found, and no other finding at or above that severity comes before it in the
-  run's findings, in the doctor's own order (``sort_findings``: errors first, then warnings,
-  each in the order they happened; a finding without an epoch counts as epoch 0). A plant
-  that also causes a second symptom reported ahead of it is found but not first.
+  run's findings, in the doctor's own order (``sort_findings``: worst first, a cause before
+  the generic symptoms it explains, then in the order the checks ran). A plant that also
+  causes a second symptom reported ahead of it is found but not first.
 
 The grid marks each cell ✓ (found first), c (found, behind ``lr_out_of_range``: the plant
 set a learning rate outside the optimizer's range, and the doctor names that cause ahead
