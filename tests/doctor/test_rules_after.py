@@ -135,9 +135,9 @@ def test_a_small_validation_set_is_noisy():
     assert any("cross-validation" in a for a in f.advice)
 
 
-@pytest.mark.parametrize("n_val, severity", [(20, "warning"), (29, "warning"), (30, "info"),
+@pytest.mark.parametrize("n_val, severity", [(10, "warning"), (19, "warning"), (20, "info"),
                                              (99, "info")])
-def test_a_steady_curve_on_fewer_than_30_rows_is_a_warning_up_to_100_an_info_note(n_val,
+def test_a_steady_curve_on_fewer_than_20_rows_is_a_warning_up_to_100_an_info_note(n_val,
                                                                                    severity):
     assert noisy_validation(_ev(n_val=n_val, metric=HEALTHY_ACC)).severity == severity
 
