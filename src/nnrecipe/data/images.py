@@ -120,9 +120,12 @@ class ImageFiles:
                        grey=np.concatenate([self.grey, other.grey]))
 
     def digests(self) -> list[bytes]:
-        """A 16-byte digest of each file's bytes (read a file at a time)."""
-        return [hashlib.blake2b(Path(f).read_bytes(), digest_size=16).digest()
-                for f in self.paths]
+        """A 16-byte digest of each file's bytes (read a file at a time, once: the
+        duplicate count and the split overlap both ask)."""
+        if getattr(self, "_digests", None) is None:  # replace() makes a new object: no stale
+            self._digests = [hashlib.blake2b(Path(f).read_bytes(), digest_size=16).digest()
+                             for f in self.paths]
+        return self._digests
 
     def duplicates(self) -> int:
         """Files with the same bytes as an earlier one."""
