@@ -14,10 +14,12 @@ import logging
 import os
 import sys
 import uuid
+from signal import SIGTERM
+from typing import Any
 
 from .errors import PlanError
 
-__all__ = ["run_processes", "without_nproc"]
+__all__ = ["first_failure", "run_processes", "without_nproc"]
 
 #: exit codes whose process printed its own one-line message (cli.py): 1 strict findings,
 #: 2 bad input, 3 a run's state, 4 diverged, 130 Ctrl-C
@@ -38,6 +40,17 @@ def without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
+def first_failure(failures: dict[int, Any]) -> tuple[int, Any]:
+    """The failure that ended the job: the first (by time) of the processes killed by a
+    signal other than the agent's own SIGTERM (a process killed from outside or crashed),
+    else the first of all. The agent stamps a killed process when it notices it, so a peer
+    that noticed the loss sooner (and exits quietly, leaving the telling to us) can carry
+    an earlier time; ranking by time alone then told nothing."""
+    by_time = sorted(failures.items(), key=lambda kv: kv[1].timestamp)
+    return next(((r, f) for r, f in by_time if f.exitcode < 0 and f.exitcode != -SIGTERM),
+                by_time[0])
+
+
 def run_processes(nproc: int, args: list[str]) -> int:
     """Run ``python -m nnrecipe ARGS`` in ``nproc`` processes with a local rendezvous;
     the exit code of the first that failed (0 when all finished)."""
@@ -56,7 +69,7 @@ def run_processes(nproc: int, args: list[str]) -> int:
     try:
         elastic_launch(config, sys.executable)("-m", "nnrecipe", *args)
     except ChildFailedError as e:
-        rank, failure = e.get_first_failure()
+        rank, failure = first_failure(e.failures)
         code = failure.exitcode if failure.exitcode > 0 else 1  # < 0: killed by a signal
         if failure.exitcode not in OWN_MESSAGE:
             why = (f"killed by signal {-failure.exitcode}" if failure.exitcode < 0

@@ -107,3 +107,20 @@ def test_learning_rate_scaling_rules():
     assert k == 2.0 and "Malladi et al. 2022" in why
     assert lr_scale("lbfgs", 4)[0] == 1.0
     assert lr_scale("adam", 1)[0] == 1.0
+
+
+def test_the_job_tells_the_failure_that_ended_it_not_a_quiet_peer():
+    """A process killed from outside (SIGKILL) is stamped when the agent notices it, so the
+    peer that lost it (exit 3, quiet: it leaves the telling to the launcher) can look
+    first by time. The kill is the failure to tell; the others the agent ended itself
+    (SIGTERM) never are; with no kill, the first by time."""
+    from types import SimpleNamespace as F
+
+    from nnrecipe.launch import first_failure
+
+    quiet, killed, ended = F(exitcode=3, timestamp=10), F(exitcode=-9, timestamp=12), \
+        F(exitcode=-15, timestamp=11)
+    assert first_failure({0: quiet, 1: killed, 2: ended}) == (1, killed)
+    assert first_failure({0: quiet, 2: ended}) == (0, quiet)
+    bad_input = F(exitcode=2, timestamp=5)
+    assert first_failure({0: bad_input, 1: ended}) == (0, bad_input)
