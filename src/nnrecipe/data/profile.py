@@ -17,7 +17,7 @@ sk_metrics = lazy("sklearn.metrics")
 sk_tree = lazy("sklearn.tree")
 
 __all__ = ["DataProfile", "profile_table", "check_target", "check_numbers", "infer_task",
-           "split_overlap", "sample_leak_suspects", "FLOAT32_MAX", "show_names"]
+           "split_overlap", "key_overlap", "sample_leak_suspects", "FLOAT32_MAX", "show_names"]
 
 TASKS = ("binary", "multiclass", "regression")
 MAX_CLASSES_FROM_INTEGERS = 20  # an integer target with more distinct values is a quantity
@@ -327,13 +327,21 @@ def _single_feature_tree(s: pd.Series, y: np.ndarray, task: str, leaves: int) ->
 def split_overlap(train: pd.DataFrame, others: dict[str, pd.DataFrame], features: list[str]
                   ) -> dict[str, Any]:
     """Rows of each other split whose feature values also appear in the training split."""
-    def row_hash(d: pd.DataFrame) -> pd.Series:
-        return pd.util.hash_pandas_object(d[features], index=False)
+    def row_hash(d: pd.DataFrame) -> np.ndarray:
+        return pd.util.hash_pandas_object(d[features], index=False).to_numpy()
 
-    seen = row_hash(train).to_numpy()
-    out: dict[str, Any] = {"train_rows": len(train)}
-    for name, d in others.items():
-        shared = int(np.isin(row_hash(d).to_numpy(), seen).sum())
-        out[f"{name}_rows"] = len(d)
-        out[f"{name}_rows_also_in_train"] = shared
+    return key_overlap(row_hash(train), {name: row_hash(d) for name, d in others.items()})
+
+
+def key_overlap(train: Any, others: dict[str, Any]) -> dict[str, Any]:
+    """How many keys (a row's hash, a sample's bytes) of each other split are also among
+    the training split's: the profile's ``duplicates_across_splits``."""
+    def arr(keys: Any) -> np.ndarray:  # hashes stay a vectorised array; bytes as objects
+        return keys if isinstance(keys, np.ndarray) else np.array(keys, dtype=object)
+
+    seen = arr(train)
+    out: dict[str, Any] = {"train_rows": len(seen)}
+    for name, keys in others.items():
+        out[f"{name}_rows"] = len(keys)
+        out[f"{name}_rows_also_in_train"] = int(np.isin(arr(keys), seen).sum())
     return out

@@ -96,11 +96,9 @@ def make_finding(code: str, evidence: dict[str, Any], explanation: str, advice: 
 #: when each family's checks run: before training, during it, after it
 _PHASE = {"data": 0, "config": 0, "preflight": 0, "live": 1, "after": 2}
 
-#: The generic symptoms: they say that something is wrong without naming what.
-_GENERIC = ("cannot_overfit_batch", "no_signal", "bad_initial_loss", "underfitting",
-            "slow_convergence")
 _FAILS_TO_LEARN = ("cannot_overfit_batch", "no_signal")
-#: cause → the generic symptoms it explains when both are found in one run. A network
+#: cause → the generic symptoms it explains when both are found in one run (generic: they
+#: say that something is wrong without naming what). A network
 #: that cannot memorise a batch, or learns nothing from its inputs, is the debugging
 #: recipe's alarm bell (Karpathy 2019); when the run also names why (unscaled inputs, dead
 #: units, vanishing gradients...), that is the illness to treat, and it is listed first.

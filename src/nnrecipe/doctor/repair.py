@@ -65,12 +65,12 @@ def _escalations(code: str, plan: Any) -> list[dict[str, Any]]:
     }.get(code, [])
 
 
-def _usual_lr(plan: Any) -> tuple[float, float, float] | None:
-    """(low, high, usual rate) of the plan's optimizer; None when it has no range."""
+def _usual_lr(plan: Any) -> tuple[float, float] | None:
+    """(top of the usual range, usual rate) of the plan's optimizer; None without a range."""
     spec = optimizers.OPTIMIZERS.get(plan["optimizer.name"]) if "optimizer.name" in plan else None
     if spec is None or spec.lr_range is None:
         return None
-    return (*spec.lr_range, spec.lr)
+    return spec.lr_range[1], spec.lr
 
 
 def _sane_rate(code: str, fix: dict[str, Any], plan: Any) -> dict[str, Any] | None:
@@ -79,7 +79,7 @@ def _sane_rate(code: str, fix: dict[str, Any], plan: Any) -> dict[str, Any] | No
     usual = _usual_lr(plan)
     if "optimizer.lr" not in fix or usual is None or "optimizer.lr" not in plan:
         return fix
-    low, high, rate = usual
+    high, rate = usual
     new, old = fix["optimizer.lr"], plan["optimizer.lr"]
     if new > old:
         return None if new > high else fix

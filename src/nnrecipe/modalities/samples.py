@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from ..data.load import table_name
-from ..data.profile import DataProfile, sample_leak_suspects, target_summary
+from ..data.profile import DataProfile, key_overlap, sample_leak_suspects, target_summary
 from ..data.split import rare_classes
 from ..errors import DataError
 from ..evaluate import MAIN_METRIC, baseline_metrics, classification_metrics
@@ -297,13 +297,9 @@ class ClassModality(SampleModality):
 
     def split_overlap(self, data: Samples, splits: SampleSplits) -> dict[str, Any]:
         keys = _sample_keys(data.x)
-        seen = {keys[i] for i in splits.train}
-        out: dict[str, Any] = {"train_rows": len(splits.train)}
-        for name in ("val", "test"):
-            part = getattr(splits, name)
-            out[f"{name}_rows"] = len(part)
-            out[f"{name}_rows_also_in_train"] = sum(keys[i] in seen for i in part)
-        return {"duplicates_across_splits": out}
+        return {"duplicates_across_splits": key_overlap(
+            [keys[i] for i in splits.train],
+            {name: [keys[i] for i in getattr(splits, name)] for name in ("val", "test")})}
 
     def split(self, data: Samples, plan: Plan, held: np.ndarray | None) -> SampleSplits:
         """Stratified 70/15/15; with a test set attached (``--test``) or ``held`` out (a
