@@ -124,3 +124,21 @@ def test_the_job_tells_the_failure_that_ended_it_not_a_quiet_peer():
     assert first_failure({0: quiet, 2: ended}) == (0, quiet)
     bad_input = F(exitcode=2, timestamp=5)
     assert first_failure({0: bad_input, 1: ended}) == (0, bad_input)
+
+
+@pytest.mark.parametrize(("ending", "code", "stderr"), [
+    ("pass", 0, ""), ("sys.exit(3)", 3, ""), ("sys.exit('bad flag')", 1, "bad flag\n")])
+def test_a_process_of_a_group_ends_with_its_code_after_the_atexit_handlers(ending, code,
+                                                                           stderr):
+    # a process of a multi-process run skips the interpreter's teardown (os._exit): its exit
+    # code, the atexit handlers and its buffered output must survive that
+    import subprocess
+    import sys
+    script = ("import atexit, sys\nfrom nnrecipe import cli\n"
+              "atexit.register(lambda: print('handlers ran', end=''))\n"
+              "sys.stdout.write('buffered ')\n"
+              f"try:\n    {ending}\nfinally:\n    cli._end_process()\n"
+              "print('not reached')\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (code, "buffered handlers ran", stderr)
