@@ -11,6 +11,7 @@ from test_rules_live import OVERFIT0_TRAIN, OVERFIT0_VAL, OVERFIT_TRAIN, OVERFIT
 from nnrecipe.doctor.rules.after import (
     RULES,
     AfterEvidence,
+    behind_a_linear_model,
     check_after,
     find_label_issues,
     noisy_validation,
@@ -35,7 +36,8 @@ def _ev(train=HEALTHY_TRAIN, val=HEALTHY_VAL, n_val=2000, baseline=0.69, metric=
 
 def test_a_healthy_run_has_no_after_findings():
     assert check_after(_ev()) == []
-    assert [r.__name__ for r in RULES] == ["overfitting", "underfitting", "noisy_validation"]
+    assert [r.__name__ for r in RULES] == ["overfitting", "underfitting",
+                                           "behind_a_linear_model", "noisy_validation"]
 
 
 # ------------------------------------------------------------------------ overfitting
@@ -124,6 +126,65 @@ def test_a_linear_model_gets_a_hidden_layer():
 ])
 def test_learning_well_below_the_baseline_is_not_underfitting(train, val, baseline):
     assert underfitting(_ev(train, val, baseline=baseline)) is None
+
+
+# --------------------------------------------------------- behind a linear model
+
+# digits under weight decay 1 (benchmarks/doctor_graded.py): early-stopped on a plateau
+PLATEAU_TRAIN = [3.25, 2.11, 1.48, 1.30, 1.24, 1.22, 1.21, 1.23, 1.24, 1.22, 1.24]
+PLATEAU_VAL = [2.21, 1.59, 1.13, 0.96, 0.97, 0.99, 1.01, 1.00, 1.02, 1.03, 1.04]
+# digits under plain SGD at 1e-4: still falling steadily at the epoch cap
+FALLING_VAL = [2.47, 2.40, 2.30, 2.21, 2.11, 2.01, 1.92, 1.84, 1.76, 1.68, 1.60]
+DIGITS_REF = {"model": "logistic regression", "rows": 336, "train_loss": 0.029,
+              "val_loss": 0.082, "net_train_loss": 0.89}
+
+
+def _behind(val=PLATEAU_VAL, ref=DIGITS_REF, **context):
+    return _ev(PLATEAU_TRAIN, val, n_val=72, baseline=2.30, metric=None, task="multiclass",
+               **context) if ref is None else AfterEvidence(
+        train_loss=PLATEAU_TRAIN, val_loss=list(val), n_val=72, task="multiclass",
+        baseline_loss=2.30, fix_context={**CONTEXT, **context}, reference=ref)
+
+
+def test_a_network_held_far_behind_a_linear_model_on_a_plateau_is_underfitting():
+    f = behind_a_linear_model(_behind(**{"optimizer.weight_decay": 1.0}))
+    assert f.code == "underfitting" and f.severity == "warning"
+    ev = f.evidence
+    assert ev["share_closed_train"] == pytest.approx((2.30 - 0.89) / (2.30 - 0.029), abs=1e-3)
+    assert ev["share_closed_val"] == pytest.approx((2.30 - 0.96) / (2.30 - 0.082), abs=1e-3)
+    assert f.fix == {"optimizer.weight_decay": 0.01}  # weight decay 1 is the brake
+    validate_overrides(f.fix)
+    assert "weight decay 1" in f.explanation
+
+
+def test_without_weight_decay_underfitting_behind_a_linear_model_offers_no_rate_change():
+    f = behind_a_linear_model(_behind())
+    assert f.code == "underfitting" and f.fix is None
+
+
+def test_behind_a_linear_model_and_still_falling_at_the_end_is_slow_convergence():
+    f = behind_a_linear_model(_behind(FALLING_VAL, **{"optimizer.lr": 1e-4}))
+    assert f.code == "slow_convergence" and f.epoch == len(FALLING_VAL)
+    assert f.fix == {"optimizer.lr": pytest.approx(3e-4)}
+    assert f.evidence["val_gain_last_epochs"] > 0.01
+
+
+@pytest.mark.parametrize("ref", [
+    None,  # no reference (token ids, a streamed validation split)
+    {**DIGITS_REF, "net_train_loss": 0.19},  # digits with SGD + momentum, healthy: 0.93 closed
+    {**DIGITS_REF, "train_loss": 2.5, "val_loss": 2.5},  # the linear model learned nothing
+])
+def test_a_network_as_good_as_a_linear_model_or_without_one_is_not_behind(ref):
+    val = [2.21, 1.59, 1.13, 0.80, 0.50, 0.30, 0.26, 0.26, 0.27, 0.26, 0.26]
+    assert behind_a_linear_model(_behind(val if ref else PLATEAU_VAL, ref)) is None
+
+
+def test_the_linear_comparison_is_quiet_when_the_baseline_rule_already_speaks():
+    stuck = AfterEvidence(train_loss=[2.3, 2.28, 2.27, 2.27, 2.27, 2.27, 2.27],
+                          val_loss=[2.3, 2.29, 2.28, 2.28, 2.28, 2.28, 2.28], n_val=72,
+                          task="multiclass", baseline_loss=2.30, fix_context=CONTEXT,
+                          reference={**DIGITS_REF, "net_train_loss": 2.27})
+    assert underfitting(stuck) is not None and behind_a_linear_model(stuck) is None
 
 
 # ------------------------------------------------------------------- noisy validation

@@ -115,3 +115,22 @@ def test_auto_fix_before_training_resolves_auto_values(tmp_path, cancer):
     assert run.plan["optimizer.lr"] > 1e-9 and run.plan["model.init"] != "auto"
     assert nnrecipe.load_run(tmp_path / "r").plan["optimizer.lr"] == run.plan["optimizer.lr"]
     assert run.evaluation["metrics"]["accuracy"] > 0.9
+
+
+def test_weight_decay_that_holds_the_network_behind_a_linear_model_is_underfitting(
+        tmp_path, cancer):
+    # weight decay 0.3 keeps the training loss near 0.4 where logistic regression gets 0.05:
+    # the near-baseline rule is silent (0.4 is 60% of the constant prediction's 0.66), the
+    # comparison with the linear model is not
+    run = nnrecipe.fit(cancer, "target", out=tmp_path / "wd", progress=False,
+                       overrides={"optimizer.weight_decay": 0.3, "model.ensemble": 1,
+                                  "train.max_epochs": 40})
+    found = {f.code: f for f in run.findings}
+    assert "underfitting" in found, [f.code for f in run.findings]
+    ev = found["underfitting"].evidence
+    assert ev["reference_model"] == "logistic regression"
+    assert ev["share_closed_train"] < 0.7 and ev["share_closed_val"] < 0.7
+    assert found["underfitting"].fix == {"optimizer.weight_decay": 0.003}
+    healthy = nnrecipe.fit(cancer, "target", out=tmp_path / "ok", progress=False,
+                           overrides={"model.ensemble": 1, "train.max_epochs": 40})
+    assert not [f.code for f in healthy.findings if f.severity != "info"]

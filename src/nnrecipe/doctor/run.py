@@ -21,9 +21,12 @@ from .rules.after import AfterEvidence, check_after, find_label_issues
 from .rules.config import check_config, config_evidence_from_plan
 from .rules.data import DataEvidence, check_data
 
-__all__ = ["before_training", "after_training", "constant_baseline_loss", "PREFLIGHT_ROWS"]
+__all__ = ["before_training", "after_training", "constant_baseline_loss", "linear_reference",
+           "PREFLIGHT_ROWS"]
 
 PREFLIGHT_ROWS = 2048  # rows handed to the pre-flight checks: enough signal, a few seconds
+REFERENCE_ROWS = 2000  # training rows the linear reference is fitted on (about a second)
+REFERENCE_INPUTS = 2048  # wider inputs (large images, spectrograms): no linear reference
 
 
 @torch.no_grad()
@@ -38,6 +41,80 @@ def constant_baseline_loss(loss_fn: torch.nn.Module, loss_name: str, y: torch.Te
         return loss_fn((p / (1 - p)).log().expand_as(y), y).item()
     center = y.float().mean(0) if loss_name == "mse" else y.float().median(0).values
     return loss_fn(center.expand_as(y), y).item()
+
+
+@torch.no_grad()
+def linear_reference(model: torch.nn.Module, loss_fn: torch.nn.Module, loss_name: str,
+                     train: tuple[torch.Tensor, torch.Tensor],
+                     val: tuple[torch.Tensor, torch.Tensor], *, seed: int = 0
+                     ) -> dict[str, Any] | None:
+    """A linear model's loss on the training and the validation rows, in the network's own
+    loss, beside the trained network's loss on the same training rows in eval mode (no
+    dropout, no augmentation): the simple baseline a network should beat (Karpathy 2019's
+    recipe, "dumb baselines"). Logistic regression for bce / cross-entropy, ridge for mse,
+    both on standardised inputs, fitted on at most ``REFERENCE_ROWS`` training rows.
+
+    None where a linear model on the encoded inputs means nothing or costs too much: inputs
+    that are not numbers (token ids), wider than ``REFERENCE_INPUTS``, not finite, a loss
+    other than those three, several labels per row (multi-label bce)."""
+    from ..train.loop import predict_batches
+
+    (xt, yt), (xv, yv) = train, val
+    if loss_name not in ("cross_entropy", "bce", "mse") or not xt.is_floating_point():
+        return None
+    if xt[0].numel() > REFERENCE_INPUTS or len(xv) == 0 or len(xt) < 10:
+        return None
+    if loss_name == "bce" and yt.dim() == 2 and yt.shape[1] != 1:
+        return None
+    rows = torch.randperm(len(xt), generator=torch.Generator().manual_seed(seed))
+    rows = rows[:REFERENCE_ROWS]
+    xt, yt = xt[rows], yt[rows]
+    a = xt.reshape(len(xt), -1).double().cpu().numpy()
+    b = xv.reshape(len(xv), -1).double().cpu().numpy()
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return None
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def scored(outputs: np.ndarray, y: torch.Tensor) -> float:
+        return float(loss_fn(torch.as_tensor(outputs, dtype=torch.float32, device=y.device), y))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if loss_name == "mse":
+            ya = yt.double().cpu().numpy()
+            if len(np.unique(ya.reshape(len(ya), -1), axis=0)) < 2:
+                return None
+            fitted = make_pipeline(StandardScaler(), Ridge(alpha=1.0)).fit(a, ya)
+            name = "ridge regression"
+
+            def outputs(x: np.ndarray, y: torch.Tensor) -> np.ndarray:
+                return fitted.predict(x).reshape(tuple(y.shape))
+        else:
+            codes = yt.reshape(-1).long().cpu().numpy()
+            if len(np.unique(codes)) < 2:
+                return None
+            fitted = make_pipeline(StandardScaler(), LogisticRegression(max_iter=200)).fit(
+                a, codes)
+            name = "logistic regression"
+            classes = fitted.classes_.astype(int)
+
+            def outputs(x: np.ndarray, y: torch.Tensor) -> np.ndarray:
+                p = np.clip(fitted.predict_proba(x), 1e-7, 1 - 1e-7)
+                if loss_name == "bce":  # one logit: log-odds of the positive class
+                    return np.log(p[:, 1] / p[:, 0]).reshape(tuple(y.shape))
+                k = max(int(classes.max()) + 1, int(y.max()) + 1)
+                full = np.full((len(x), k), 1e-7)
+                full[:, classes] = p
+                return np.log(full / full.sum(1, keepdims=True))
+        ref_train, ref_val = scored(outputs(a, yt), yt), scored(outputs(b, yv), yv)
+    net_train = float(loss_fn(predict_batches(model, xt).float(), yt).item())
+    return {"model": name, "rows": len(xt), "train_loss": ref_train, "val_loss": ref_val,
+            "net_train_loss": net_train}
 
 
 def before_training(plan: Plan, profile: Any, numeric_columns: list[str] | None,
@@ -74,7 +151,9 @@ def before_training(plan: Plan, profile: Any, numeric_columns: list[str] | None,
 def after_training(plan: Plan, history: Any, *, n_val: int, baseline_loss: float,
                    metric_name: str, val_codes: np.ndarray | None,
                    val_proba: np.ndarray | None, val_ids: list[Any],
+                   reference: dict[str, Any] | None = None,
                    min_gain_for_labels: float = 0.7) -> list[Finding]:
+    """``reference``: :func:`linear_reference`'s losses, when it could be computed."""
     epochs = history.epochs
     metric = [e.get(f"val_{metric_name}") for e in epochs]
     ev = AfterEvidence(
@@ -82,7 +161,7 @@ def after_training(plan: Plan, history: Any, *, n_val: int, baseline_loss: float
         val_loss=[e.get("val_loss") for e in epochs],
         n_val=n_val, task=plan["task"], baseline_loss=baseline_loss,
         val_metric=metric if all(m is not None for m in metric) else None,
-        metric_name=metric_name,
+        metric_name=metric_name, reference=reference,
         fix_context={k: plan[k] for k in ("model.dropout", "optimizer.weight_decay",
                                           "model.width", "model.hidden_layers",
                                           "optimizer.lr", "train.early_stopping.patience")

@@ -21,7 +21,7 @@ import torch
 from ..doctor.findings import Finding
 from ..doctor.monitors import LiveMonitor
 from ..doctor.repair import choose_fix, keeps_weights, repairable_symptom
-from ..doctor.run import after_training, before_training, constant_baseline_loss
+from ..doctor.run import after_training, before_training, constant_baseline_loss, linear_reference
 from ..errors import PlanError
 from ..evaluate import MAIN_METRIC
 from ..lazy import lazy
@@ -147,7 +147,7 @@ def train_with_doctor(prep: Prepared, inputs: Inputs, *, run_dir: Any, progress:
     if not leads:
         return out
     with stage("after_training"):
-        out.findings += _after(out, inputs.val_data, baseline, prep)
+        out.findings += _after(out, inputs.val_data, baseline, prep, train, loss_fn)
     if run_dir is not None:  # per-layer gradient norms and dead units over time (the report)
         atomic_write_json(Path(run_dir) / RUN_FILES["monitor"],
                           {"sample_every": monitor.sample_every, "samples": out.layer_log})
@@ -255,9 +255,11 @@ def _snapshot(history: History) -> dict[str, Any] | None:
     return {k: v for k, v in last.items() if k not in ("seconds", "lr")}
 
 
-def _after(out: TrainOutcome, val: tuple | Stream, baseline: float, prep: Prepared
-           ) -> list[Finding]:
-    """The learning-curve checks and label issues, on the whole validation split."""
+def _after(out: TrainOutcome, val: tuple | Stream, baseline: float, prep: Prepared,
+           train: tuple, loss_fn: torch.nn.Module) -> list[Finding]:
+    """The learning-curve checks and label issues, on the whole validation split; the
+    linear reference when the validation split is in memory (``train``: the training rows,
+    a sample when streamed)."""
     plan, task = out.plan, out.plan["task"]
     val_out, y = (predict_stream(out.model, val) if isinstance(val, Stream)
                   else (predict_batches(out.model, val[0]), val[1]))
@@ -269,6 +271,12 @@ def _after(out: TrainOutcome, val: tuple | Stream, baseline: float, prep: Prepar
         codes = codes.numpy()
         if not np.all(np.isfinite(proba)):
             codes = proba = None
-    return after_training(plan, out.history, n_val=len(y), baseline_loss=baseline,
-                          metric_name=MAIN_METRIC[task], val_codes=codes, val_proba=proba,
-                          val_ids=prep.modality.val_ids(prep))
+    reference = None
+    if not isinstance(val, Stream) and finite_weights(out.model):
+        reference = linear_reference(out.model, loss_fn, plan["loss.name"], train, val,
+                                     seed=plan["seed"])
+    found = after_training(plan, out.history, n_val=len(y), baseline_loss=baseline,
+                           metric_name=MAIN_METRIC[task], val_codes=codes, val_proba=proba,
+                           val_ids=prep.modality.val_ids(prep), reference=reference)
+    live = {f.code for f in out.findings}  # slow convergence may have been seen live
+    return [f for f in found if not (f.code == "slow_convergence" and f.code in live)]
