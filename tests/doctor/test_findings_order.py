@@ -65,3 +65,17 @@ def test_a_learning_rate_above_its_range_explains_what_large_steps_do_one_below_
     assert got[0].severity == "error" and got[0].evidence["explains"] == "nan_loss, dead_relu"
     assert [f.code for f in sort_findings([nan, dead, low])] == [
         "dead_relu", "nan_loss", "lr_out_of_range"]
+
+
+def test_all_zero_weights_explain_dead_units_and_missing_gradients_another_mismatch_does_not():
+    zeros = make_finding("init_activation_mismatch", {"init": "zeros", "activation": "relu"},
+                         "", [], severity="error")
+    glorot = make_finding("init_activation_mismatch",
+                          {"init": "glorot_uniform", "activation": "relu"}, "", [])
+    dead = _f("dead_relu", "error", epoch=1, step=1)
+    blocked = _f("no_gradient", "error")  # pre-flight: before the mismatch in the list
+    got = sort_findings([dead, blocked, zeros])
+    assert [f.code for f in got] == ["init_activation_mismatch", "no_gradient", "dead_relu"]
+    assert got[0].evidence["explains"] == "no_gradient, dead_relu"
+    assert [f.code for f in sort_findings([dead, blocked, glorot])] == [
+        "no_gradient", "dead_relu", "init_activation_mismatch"]

@@ -122,12 +122,20 @@ TOO_LARGE_STEPS = ("nan_loss", "exploding_gradients", "loss_divergence", "loss_o
                    "dead_relu")
 
 
+#: Weights that all start at zero: every ReLU unit outputs 0 and passes no gradient back,
+#: so the layers below the head get none, and the network cannot learn.
+ALL_ZERO_INIT = ("dead_relu", "no_gradient", "vanishing_gradients", "bad_initial_loss",
+                 *_FAILS_TO_LEARN, "underfitting")
+
+
 def _explains(f: Finding) -> tuple[str, ...]:
     codes = EXPLAINS.get(f.code, ())
     ev = f.evidence
     if f.code == "lr_out_of_range" and isinstance(ev.get("lr"), int | float) \
             and isinstance(ev.get("usual_high"), int | float) and ev["lr"] > ev["usual_high"]:
         codes += TOO_LARGE_STEPS
+    if f.code == "init_activation_mismatch" and ev.get("init") == "zeros":
+        codes += ALL_ZERO_INIT
     return codes
 
 
