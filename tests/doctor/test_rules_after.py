@@ -179,9 +179,17 @@ def test_a_network_as_good_as_a_linear_model_or_without_one_is_not_behind(ref):
     assert behind_a_linear_model(_behind(val if ref else PLATEAU_VAL, ref)) is None
 
 
+def test_a_run_too_short_to_judge_is_not_compared_with_the_linear_model():
+    # the doctor command's probe: a few epochs are not a trained network
+    short = AfterEvidence(train_loss=PLATEAU_TRAIN[:9], val_loss=PLATEAU_VAL[:9], n_val=72,
+                          task="multiclass", baseline_loss=2.30, fix_context=CONTEXT,
+                          reference=DIGITS_REF)
+    assert behind_a_linear_model(short) is None
+
+
 def test_the_linear_comparison_is_quiet_when_the_baseline_rule_already_speaks():
-    stuck = AfterEvidence(train_loss=[2.3, 2.28, 2.27, 2.27, 2.27, 2.27, 2.27],
-                          val_loss=[2.3, 2.29, 2.28, 2.28, 2.28, 2.28, 2.28], n_val=72,
+    stuck = AfterEvidence(train_loss=[2.3, 2.28] + [2.27] * 9,
+                          val_loss=[2.3, 2.29] + [2.28] * 9, n_val=72,
                           task="multiclass", baseline_loss=2.30, fix_context=CONTEXT,
                           reference={**DIGITS_REF, "net_train_loss": 2.27})
     assert underfitting(stuck) is not None and behind_a_linear_model(stuck) is None

@@ -156,7 +156,7 @@ def underfitting(ev: AfterEvidence, *, near_baseline: float = 0.8,
 
 
 def behind_a_linear_model(ev: AfterEvidence, *, share: float = 0.7, window: int = 5,
-                          min_gain: float = 0.01) -> Finding | None:
+                          min_gain: float = 0.01, min_epochs: int = 10) -> Finding | None:
     """The network does not get ``share`` of the way a linear model gets, on the same rows
     and in the same loss, from the input-independent prediction: neither on its own
     training rows (scored in eval mode) nor on validation. A network with hidden layers
@@ -174,13 +174,14 @@ def behind_a_linear_model(ev: AfterEvidence, *, share: float = 0.7, window: int 
     epoch cap while learning slowly (``slow_convergence``: a higher rate, more epochs); a
     flat one, an early stop, means the network cannot get further (``underfitting``: less
     regularisation, more capacity). Quiet where the near-baseline rule above already
-    speaks."""
+    speaks, and for runs shorter than ``min_epochs`` (the ``doctor`` command's probe, a
+    quick look): too short to say which."""
     ref = ev.reference
     train, val = _finite(ev.train_loss), _finite(ev.val_loss)
     base = ev.baseline_loss
     if not ref or train is None or val is None or not base or not math.isfinite(base):
         return None
-    if underfitting(ev) is not None:
+    if len(val) < min_epochs or underfitting(ev) is not None:
         return None
     net_val = min(val)
     closed = {}
