@@ -668,6 +668,7 @@ def _end_process() -> None:
 
 
 def main() -> None:
+    launch.end_with_launcher()  # a process of `train --nproc`: it ends when the launcher does
     try:
         _thread_count()  # a bad NNRECIPE_THREADS fails before any work
         with timing.recording():

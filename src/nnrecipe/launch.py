@@ -19,12 +19,14 @@ from typing import Any
 
 from .errors import PlanError
 
-__all__ = ["first_failure", "run_processes", "without_nproc"]
+__all__ = ["end_with_launcher", "first_failure", "run_processes", "without_nproc"]
 
 #: exit codes whose process printed its own one-line message (cli.py): 1 strict findings,
 #: 2 bad input, 3 a run's state, 4 diverged, 130 Ctrl-C
 OWN_MESSAGE = {1, 2, 3, 4, 130}
 LAUNCHED = "NNRECIPE_LAUNCHED"  # set in the processes this module starts
+LAUNCHER_PID = "NNRECIPE_LAUNCHER_PID"  # the launcher's process id, in the same processes
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
 
 
 def without_nproc(argv: list[str]) -> list[str]:
@@ -38,6 +40,28 @@ def without_nproc(argv: list[str]) -> list[str]:
         elif not a.startswith("--nproc="):
             out.append(a)
     return out
+
+
+def end_with_launcher() -> None:
+    """In a process ``run_processes`` started: end when the launcher ends. The launcher
+    (torch's agent, in the ``nnrecipe train --nproc`` process) stops its processes when it
+    is interrupted or one of them fails, but a launcher killed outright (SIGKILL, the
+    out-of-memory killer) cannot; its processes would train on as orphans, holding CPUs
+    and the run directory. On Linux the kernel sends them SIGTERM when it dies
+    (``PR_SET_PDEATHSIG``); a launcher already gone before this ran is checked by its id.
+    Elsewhere (no prctl) nothing changes."""
+    parent = os.environ.get(LAUNCHER_PID)
+    if not parent or not parent.isdigit() or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):  # the launcher died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def first_failure(failures: dict[int, Any]) -> tuple[int, Any]:
@@ -62,6 +86,7 @@ def run_processes(nproc: int, args: list[str]) -> int:
     # the agent logs every start and stop; the processes say what matters themselves, and
     # a process that lost the others (one of them failed) leaves the telling to this one
     os.environ[LAUNCHED] = "1"
+    os.environ[LAUNCHER_PID] = str(os.getpid())  # end_with_launcher: its processes watch it
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc,
                           run_id=f"nnrecipe-{uuid.uuid4().hex[:8]}", rdzv_backend="c10d",

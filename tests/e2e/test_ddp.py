@@ -178,6 +178,21 @@ def test_a_process_that_dies_ends_the_job_with_one_line(slow_table, tmp_path):
     assert "Traceback" not in err
 
 
+def test_processes_end_when_their_launcher_is_killed_outright(slow_table, tmp_path):
+    # SIGKILL leaves the launcher no chance to stop them: the kernel must (PR_SET_PDEATHSIG)
+    proc = _start(slow_table, *RESUME, "--max-epochs", "50", "--nproc", "2", "--out", "k",
+                  cwd=tmp_path)
+    _wait_for(tmp_path / "k" / "metrics.jsonl", 1, proc)
+    workers = [c for c in psutil.Process(proc.pid).children(recursive=True)
+               if "nnrecipe" in " ".join(c.cmdline())]
+    assert len(workers) == 2
+    proc.kill()
+    proc.communicate(timeout=60)
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, [p.pid for p in alive]
+
+
 def test_auto_fix_repairs_once_for_every_rank(table, tmp_path):
     # the same planted fault; rank 0 chooses the repair, every rank applies it
     r = run_cli("train", table, "-t", "y", "--max-epochs", "4", "--nproc", "2", "--out", "fix",
