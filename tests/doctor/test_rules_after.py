@@ -14,6 +14,7 @@ from nnrecipe.doctor.rules.after import (
     behind_a_linear_model,
     check_after,
     find_label_issues,
+    memorised,
     noisy_validation,
     overfitting,
     underfitting,
@@ -36,7 +37,7 @@ def _ev(train=HEALTHY_TRAIN, val=HEALTHY_VAL, n_val=2000, baseline=0.69, metric=
 
 def test_a_healthy_run_has_no_after_findings():
     assert check_after(_ev()) == []
-    assert [r.__name__ for r in RULES] == ["overfitting", "underfitting",
+    assert [r.__name__ for r in RULES] == ["overfitting", "memorised", "underfitting",
                                            "behind_a_linear_model", "noisy_validation"]
 
 
@@ -126,6 +127,52 @@ def test_a_linear_model_gets_a_hidden_layer():
 ])
 def test_learning_well_below_the_baseline_is_not_underfitting(train, val, baseline):
     assert underfitting(_ev(train, val, baseline=baseline)) is None
+
+
+# ------------------------------------------------------------------- memorised (the gap)
+
+# digits on 100 images, no dropout, no augmentation, no early stopping: the validation
+# loss (18 rows) creeps down to the end while the training rows are learnt by heart
+CREEPING_VAL = [2.10, 0.75, 0.44, 0.33, 0.24, 0.18, 0.13, 0.10, 0.08, 0.07, 0.063]
+CREEPING_TRAIN = [2.41, 0.56, 0.22, 0.12, 0.08, 0.04, 0.02, 0.012, 0.009, 0.007, 0.004]
+
+
+def _gap(net_train, patience=0, val=CREEPING_VAL):
+    return AfterEvidence(train_loss=CREEPING_TRAIN, val_loss=list(val), n_val=18,
+                         task="multiclass", baseline_loss=2.30,
+                         fix_context={**CONTEXT, "model.dropout": 0.0,
+                                      "train.early_stopping.patience": patience},
+                         reference={**DIGITS_REF, "net_train_loss": net_train})
+
+
+def test_training_rows_scored_ten_times_better_than_validation_is_overfitting():
+    ev = _gap(0.0016)
+    assert overfitting(ev) is None  # the curve never turns up
+    f = memorised(ev)
+    assert f.code == "overfitting" and f.severity == "warning"
+    assert f.evidence["gap_ratio"] == pytest.approx(0.063 / 0.0016, rel=1e-3)
+    assert f.fix == {"model.dropout": 0.1, "optimizer.weight_decay": 1e-4}
+    assert "no early stopping" in f.explanation
+
+
+def test_the_gap_under_early_stopping_is_an_info_note():
+    assert memorised(_gap(0.0016, patience=10)).severity == "info"
+
+
+@pytest.mark.parametrize("net_train, val", [
+    (0.078, CREEPING_VAL[:-1] + [0.117]),  # the default plan on digits: 1.5 times
+    (0.0001, [v / 100 for v in CREEPING_VAL]),  # both near perfect: a ratio of nothing
+])
+def test_a_small_gap_or_two_near_perfect_losses_is_not_memorising(net_train, val):
+    assert memorised(_gap(net_train, val=val)) is None
+
+
+def test_the_gap_rule_is_quiet_when_the_curve_rule_speaks_or_without_a_reference():
+    turned = AfterEvidence(train_loss=OVERFIT_TRAIN, val_loss=OVERFIT_VAL, n_val=500,
+                           task="binary", baseline_loss=0.69, fix_context=CONTEXT,
+                           reference={**DIGITS_REF, "net_train_loss": 1e-4})
+    assert overfitting(turned) is not None and memorised(turned) is None
+    assert memorised(_ev(CREEPING_TRAIN, CREEPING_VAL, baseline=2.3)) is None
 
 
 # --------------------------------------------------------- behind a linear model

@@ -2,6 +2,7 @@
 the way a practitioner would.
 
     train falls, validation rises for several epochs   → overfitting
+    training rows scored 10x better than validation    → overfitting (the gap)
     train stays near the input-free baseline, val ≈ train → underfitting
     a linear model gets much further on the same rows    → underfitting (flat at the end),
                                                            slow_convergence (still falling)
@@ -26,7 +27,8 @@ from ..findings import Finding, make_finding
 from .live import _best_gain
 
 __all__ = ["AfterEvidence", "RULES", "behind_a_linear_model", "check_after",
-           "find_label_issues", "overfitting", "underfitting", "noisy_validation"]
+           "find_label_issues", "memorised", "overfitting", "underfitting",
+           "noisy_validation"]
 
 CLASSIFICATION = ("binary", "multiclass")
 
@@ -85,12 +87,7 @@ def overfitting(ev: AfterEvidence, *, rising_epochs: int = 3,
         return None
     if val[-1] <= train[-1]:  # validation still no worse than training: no gap to close
         return None
-    dropout = _ctx(ev, "model.dropout", 0.0)
-    wd = _ctx(ev, "optimizer.weight_decay", 0.0)
-    fix = {"model.dropout": round(min(0.5, dropout + 0.1), 3),
-           "optimizer.weight_decay": 1e-4 if wd < 1e-4 else min(10.0, wd * 10)}
-    if fix["model.dropout"] <= dropout:
-        del fix["model.dropout"]
+    fix = _regularised(ev)
     smooth = np.convolve(val, np.ones(3), "same") / np.convolve(np.ones(len(val)), np.ones(3),
                                                                 "same")
     parting = int(np.argmin(smooth)) + 1
@@ -109,11 +106,60 @@ def overfitting(ev: AfterEvidence, *, rising_epochs: int = 3,
         "what carries over." + (f" Early stopping (patience {patience}) ended it and kept "
                                 f"epoch {best + 1}'s weights, so the saved model is the one "
                                 "from before the curves parted." if caught else ""),
-        ["Regularise: more dropout (0.1 to 0.5 is the usual range), weight decay, or early "
-         "stopping on validation loss (the best epoch's weights are the ones to keep).",
-         "More training data (or augmentation) helps more than any regulariser.",
-         "A smaller network is the other lever if regularising is not enough."],
-        fix or None, epoch=best + 1, severity="info" if caught else None)
+        REGULARISE, fix or None, epoch=best + 1, severity="info" if caught else None)
+
+
+REGULARISE = [
+    "Regularise: more dropout (0.1 to 0.5 is the usual range), weight decay, or early "
+    "stopping on validation loss (the best epoch's weights are the ones to keep).",
+    "More training data (or augmentation) helps more than any regulariser.",
+    "A smaller network is the other lever if regularising is not enough."]
+
+
+def _regularised(ev: AfterEvidence) -> dict[str, Any]:
+    """The overfitting fix: 0.1 more dropout (to 0.5 at most), ten times the weight decay
+    (1e-4 from none)."""
+    dropout = _ctx(ev, "model.dropout", 0.0)
+    wd = _ctx(ev, "optimizer.weight_decay", 0.0)
+    fix = {"model.dropout": round(min(0.5, dropout + 0.1), 3),
+           "optimizer.weight_decay": 1e-4 if wd < 1e-4 else min(10.0, wd * 10)}
+    if fix["model.dropout"] <= dropout:
+        del fix["model.dropout"]
+    return fix
+
+
+def memorised(ev: AfterEvidence, *, ratio: float = 10.0, min_share: float = 0.01
+              ) -> Finding | None:
+    """Overfitting seen in the gap rather than in the curve: the trained network's loss on
+    its own training rows (scored in eval mode, so dropout and augmentation do not hide
+    it: ``reference["net_train_loss"]``) is under 1/``ratio`` of its best validation loss,
+    and that validation loss is at least ``min_share`` of the input-independent
+    prediction's (two near-perfect losses make big ratios of nothing). The curve rule
+    above needs the validation loss to turn upwards; on a few validation rows it may keep
+    creeping down while the network memorises (digits on 100 images, no regularisation:
+    0.0016 on training rows, 0.063 on validation, a test accuracy of 0.83 where the
+    default plan gets 0.99). Healthy plans measured 0.6 to 1.9 times (the benchmark's).
+
+    A warning without early stopping; with it, an info note (the saved weights are the
+    best epoch's). Quiet when the curve rule speaks."""
+    ref, val = ev.reference, _finite(ev.val_loss)
+    if not ref or val is None or not ev.baseline_loss or overfitting(ev) is not None:
+        return None
+    net_train, best = ref["net_train_loss"], min(val)
+    if not (math.isfinite(net_train) and best >= min_share * ev.baseline_loss
+            and net_train * ratio <= best):
+        return None
+    patience = int(_ctx(ev, "train.early_stopping.patience", 0) or 0)
+    return make_finding(
+        "overfitting",
+        {"net_train_loss": net_train, "best_val_loss": best, "gap_ratio": best / net_train
+         if net_train > 0 else "", "baseline_loss": ev.baseline_loss, "patience": patience},
+        f"The network scores {net_train:.3g} on its own training rows and {best:.3g} at best "
+        f"on validation, {best / max(net_train, 1e-12):.0f} times as much: it has memorised "
+        "the training rows, and what it learned carries over far less well."
+        + (f" Early stopping (patience {patience}) kept the best epoch's weights." if patience
+           else " Nothing held it back: no early stopping."),
+        REGULARISE, _regularised(ev) or None, severity="info" if patience else None)
 
 
 def underfitting(ev: AfterEvidence, *, near_baseline: float = 0.8,
@@ -276,7 +322,7 @@ def noisy_validation(ev: AfterEvidence, *, min_rows: int = 100, warn_rows: int =
 
 
 RULES: tuple[Callable[[AfterEvidence], Finding | None], ...] = (
-    overfitting, underfitting, behind_a_linear_model, noisy_validation)
+    overfitting, memorised, underfitting, behind_a_linear_model, noisy_validation)
 
 
 def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, row_ids: list, *,
