@@ -105,13 +105,23 @@ def target_leakage(ev: DataEvidence, *, top: int = TOP) -> Finding | None:
         return None
     evidence = {"n_columns": len(sus), "metric": sus[0]["metric"],
                 **{f"score.{s['column']}": s["score"] for s in sus[:top]}}
-    if "majority_share" in sus[0]:
-        evidence["majority_share"] = sus[0]["majority_share"]
+    for key in ("majority_share", "single_feature_accuracy"):
+        if key in sus[0]:
+            evidence[key] = sus[0][key]
+    first = sus[0]
+    if first["metric"] == "correlation_ratio":  # the class code plus a little noise
+        what = (f"'{first['column']}' is almost a copy of the class: "
+                f"{first['score']:.1%} of its variance lies between the classes' means "
+                f"(the correlation ratio), and one split on it alone gets "
+                f"{first['single_feature_accuracy']:.0%} right against "
+                f"{first['majority_share']:.0%} for the majority class.")
+    else:
+        what = (f"'{first['column']}' alone predicts the target almost perfectly "
+                f"({first['metric']} {first['score']:.4g}) with a model too simple to "
+                "memorise rows.")
     return make_finding(
         "target_leakage", evidence,
-        f"'{sus[0]['column']}' alone predicts the target almost perfectly "
-        f"({sus[0]['metric']} {sus[0]['score']:.4g}) with a model too simple to memorise "
-        "rows. A feature that good usually holds the answer itself: a copy, a code derived "
+        f"{what} A feature that good usually holds the answer itself: a copy, a code derived "
         "from the label, or a value only known after the outcome.",
         ["Ask whether the column is available at prediction time, before the outcome is known; "
          "if not, remove it from the table and train again.",
