@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..plan import Plan
+from ..train.loop import predict_batches
 from .findings import Finding
 from .preflight import MAX_ROWS, run_preflight
 from .rules.after import AfterEvidence, check_after, find_label_issues
@@ -57,8 +58,6 @@ def linear_reference(model: torch.nn.Module, loss_fn: torch.nn.Module, loss_name
     None where a linear model on the encoded inputs means nothing or costs too much: inputs
     that are not numbers (token ids), wider than ``REFERENCE_INPUTS``, not finite, a loss
     other than those three, several labels per row (multi-label bce)."""
-    from ..train.loop import predict_batches
-
     (xt, yt), (xv, yv) = train, val
     if loss_name not in ("cross_entropy", "bce", "mse") or not xt.is_floating_point():
         return None

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..findings import Finding, make_finding
-from .live import _best_gain
+from .live import best_gain
 
 __all__ = ["AfterEvidence", "RULES", "behind_a_linear_model", "check_after",
            "find_label_issues", "memorised", "overfitting", "underfitting",
@@ -250,10 +250,10 @@ def behind_a_linear_model(ev: AfterEvidence, *, share: float = 0.7, window: int 
                 f"input-independent prediction's {base:.4g} it got "
                 f"{closed['train']:.0%} and {closed['val']:.0%} of the way the linear model "
                 "gets")
-    still = len(val) > window and _best_gain(val, window) >= min_gain
+    still = len(val) > window and best_gain(val, window) >= min_gain
     lr = _ctx(ev, "optimizer.lr", None)
     if still:
-        evidence["val_gain_last_epochs"] = _best_gain(val, window)
+        evidence["val_gain_last_epochs"] = best_gain(val, window)
         return make_finding(
             "slow_convergence", evidence,
             f"{compared}, and the validation loss was still falling when training ended at "

@@ -40,7 +40,7 @@ from ..findings import Finding, make_finding
 __all__ = ["SATURATION_AT", "StepEvidence", "HistoryEvidence", "STEP_RULES", "EPOCH_RULES",
            "check_step", "check_history", "nan_loss", "exploding_gradients", "vanishing_gradients",
            "dead_relu", "saturated_activations", "nan_loss_in_history", "loss_divergence",
-           "loss_oscillation", "slow_convergence"]
+           "loss_oscillation", "slow_convergence", "best_gain"]
 
 # A unit output this close to an asymptote is saturated: tanh at |y| >= 0.99 (|x| >= 2.65),
 # where its slope 1 - y^2 is under 2% of its peak; sigmoid at y <= 0.01 or y >= 0.99
@@ -386,12 +386,12 @@ def slow_convergence(ev: HistoryEvidence, *, window: int = 5, min_gain: float = 
     refs = [r for r in (ev.initial_loss, ev.baseline_loss) if r is not None and r > 0]
     if len(losses) <= window or not refs or not all(math.isfinite(v) for v in losses):
         return None
-    gain = _best_gain(losses, window)
+    gain = best_gain(losses, window)
     recent = min(losses[-window:])
     if gain >= min_gain or not near * min(refs) <= recent <= max(refs) / near:
         return None  # still learning; or well below the start (converged); or above it
     has_val = len(ev.val_loss) > window and all(math.isfinite(v) for v in ev.val_loss)
-    val_gain = _best_gain(ev.val_loss, window) if has_val else None
+    val_gain = best_gain(ev.val_loss, window) if has_val else None
     if val_gain is not None and val_gain >= min_gain:
         return None
     tail = (ev.val_loss if has_val else losses)[-window - 1:]
@@ -414,7 +414,7 @@ def slow_convergence(ev: HistoryEvidence, *, window: int = 5, min_gain: float = 
         _scaled(ev.lr, factor) or None, epoch=epoch)
 
 
-def _best_gain(losses: list[float], window: int) -> float:
+def best_gain(losses: list[float], window: int) -> float:
     """Relative improvement of the best of the last ``window`` values over the best before."""
     before, recent = min(losses[:-window]), min(losses[-window:])
     return (before - recent) / before if before > 0 and math.isfinite(recent) else 0.0
