@@ -54,14 +54,13 @@ def end_with_launcher() -> None:
     if not parent or not parent.isdigit() or not sys.platform.startswith("linux"):
         return
     import ctypes
-    import signal
 
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(SIGTERM))
     except (OSError, AttributeError):
         return
     if os.getppid() != int(parent):  # the launcher died before the request was made
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), SIGTERM)
 
 
 def first_failure(failures: dict[int, Any]) -> tuple[int, Any]:

@@ -9,11 +9,13 @@ fold).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..lazy import lazy
 from ..plan import Plan
 from ..train.loop import predict_batches
 from .findings import Finding
@@ -24,6 +26,11 @@ from .rules.data import DataEvidence, check_data
 
 __all__ = ["before_training", "after_training", "constant_baseline_loss", "linear_reference",
            "PREFLIGHT_ROWS"]
+
+sk_exceptions = lazy("sklearn.exceptions")
+sk_linear = lazy("sklearn.linear_model")
+sk_pipeline = lazy("sklearn.pipeline")
+sk_preprocessing = lazy("sklearn.preprocessing")
 
 PREFLIGHT_ROWS = 2048  # rows handed to the pre-flight checks: enough signal, a few seconds
 REFERENCE_ROWS = 2000  # training rows the linear reference is fitted on (about a second)
@@ -72,23 +79,17 @@ def linear_reference(model: torch.nn.Module, loss_fn: torch.nn.Module, loss_name
     b = xv.reshape(len(xv), -1).double().cpu().numpy()
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return None
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     def scored(outputs: np.ndarray, y: torch.Tensor) -> float:
         return float(loss_fn(torch.as_tensor(outputs, dtype=torch.float32, device=y.device), y))
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", sk_exceptions.ConvergenceWarning)
         if loss_name == "mse":
             ya = yt.double().cpu().numpy()
             if len(np.unique(ya.reshape(len(ya), -1), axis=0)) < 2:
                 return None
-            fitted = make_pipeline(StandardScaler(), Ridge(alpha=1.0)).fit(a, ya)
+            fitted = sk_pipeline.make_pipeline(sk_preprocessing.StandardScaler(),
+                                              sk_linear.Ridge(alpha=1.0)).fit(a, ya)
             name = "ridge regression"
 
             def outputs(x: np.ndarray, y: torch.Tensor) -> np.ndarray:
@@ -97,8 +98,9 @@ def linear_reference(model: torch.nn.Module, loss_fn: torch.nn.Module, loss_name
             codes = yt.reshape(-1).long().cpu().numpy()
             if len(np.unique(codes)) < 2:
                 return None
-            fitted = make_pipeline(StandardScaler(), LogisticRegression(max_iter=200)).fit(
-                a, codes)
+            fitted = sk_pipeline.make_pipeline(
+                sk_preprocessing.StandardScaler(),
+                sk_linear.LogisticRegression(max_iter=200)).fit(a, codes)
             name = "logistic regression"
             classes = fitted.classes_.astype(int)
 

@@ -278,5 +278,5 @@ def _after(out: TrainOutcome, val: tuple | Stream, baseline: float, prep: Prepar
     found = after_training(plan, out.history, n_val=len(y), baseline_loss=baseline,
                            metric_name=MAIN_METRIC[task], val_codes=codes, val_proba=proba,
                            val_ids=prep.modality.val_ids(prep), reference=reference)
-    live = {f.code for f in out.findings}  # slow convergence may have been seen live
-    return [f for f in found if not (f.code == "slow_convergence" and f.code in live)]
+    live = {f.code for f in out.findings}  # said once: slow convergence, seen live too
+    return [f for f in found if f.code not in live]

@@ -250,10 +250,10 @@ def behind_a_linear_model(ev: AfterEvidence, *, share: float = 0.7, window: int 
                 f"input-independent prediction's {base:.4g} it got "
                 f"{closed['train']:.0%} and {closed['val']:.0%} of the way the linear model "
                 "gets")
-    still = len(val) > window and best_gain(val, window) >= min_gain
+    gain = best_gain(val, window) if len(val) > window else 0.0
     lr = _ctx(ev, "optimizer.lr", None)
-    if still:
-        evidence["val_gain_last_epochs"] = best_gain(val, window)
+    if gain >= min_gain:  # still falling when the epochs ran out
+        evidence["val_gain_last_epochs"] = gain
         return make_finding(
             "slow_convergence", evidence,
             f"{compared}, and the validation loss was still falling when training ended at "
