@@ -79,3 +79,14 @@ def test_all_zero_weights_explain_dead_units_and_missing_gradients_another_misma
     assert got[0].evidence["explains"] == "no_gradient, dead_relu"
     assert [f.code for f in sort_findings([dead, blocked, glorot])] == [
         "no_gradient", "dead_relu", "init_activation_mismatch"]
+
+
+def test_exploding_gradients_explain_the_divergence_and_nan_that_huge_steps_cause():
+    diverging = _f("loss_divergence", "error", epoch=3)
+    nan = _f("nan_loss", "error", epoch=4, step=40)
+    exploding = _f("exploding_gradients", "error", epoch=5, step=50)
+    got = sort_findings([diverging, nan, exploding])
+    assert [f.code for f in got] == ["exploding_gradients", "loss_divergence", "nan_loss"]
+    assert set(got[0].evidence["explains"].split(", ")) == {"loss_divergence", "nan_loss"}
+    # without exploding gradients the two keep the order their checks ran in
+    assert [f.code for f in sort_findings([nan, diverging])] == ["loss_divergence", "nan_loss"]

@@ -365,3 +365,45 @@ def test_the_memorisation_check_turns_weight_decay_off():
     first, final = _train(decayed, heavy(decayed.parameters()), nn.CrossEntropyLoss(), x, y,
                           200)  # run_preflight's overfit_steps
     assert final > 0.5 * first
+
+
+# ------------------------------------------------------------------- a NaN loss before any step
+
+def test_a_nan_input_row_is_a_nan_loss_at_init_not_a_gradient_or_scale_fault():
+    x, y, loss_fn, out = _data("multiclass")
+    x = x.clone()
+    x[5, 2] = math.nan
+    x[9, 0] = math.inf
+    found = run_preflight(_mlp(out=out), loss_fn, _adam(), x, y)
+    assert [f.code for f in found] == ["nan_loss"]
+    nan = found[0]
+    assert nan.severity == "error" and nan.evidence["when"] == "initialisation"
+    assert nan.evidence["non_finite_input_rows"] == 2 and nan.evidence["non_finite_targets"] == 0
+    assert "2 input rows" in nan.explanation
+    _check_schema(found)
+
+
+def test_a_forward_that_makes_nan_from_clean_inputs_is_named_as_the_source():
+    x, y, loss_fn, out = _data("binary")
+
+    class LogFeatures(nn.Module):  # log of standardised inputs: NaN where they are negative
+        def __init__(self):
+            super().__init__()
+            self.net = _mlp(out=out)
+
+        def forward(self, t):
+            return self.net(torch.log(t))
+
+    found = run_preflight(LogFeatures(), loss_fn, _adam(), x, y)
+    assert [f.code for f in found] == ["nan_loss"]
+    assert found[0].evidence["non_finite_input_rows"] == 0
+    assert "the network or the loss makes it" in found[0].explanation
+
+
+def test_a_nan_target_is_counted():
+    x, y, loss_fn, out = _data("regression")
+    y = y.clone()
+    y[3] = math.nan
+    found = run_preflight(_mlp(out=out), loss_fn, _adam(), x, y)
+    assert [f.code for f in found] == ["nan_loss"]
+    assert found[0].evidence["non_finite_targets"] == 1

@@ -291,3 +291,20 @@ def test_every_fix_uses_valid_plan_keys_and_findings_are_json():
         assert f.fix and set(f.fix) <= set(KEYS), f.code
         assert f.explanation and f.advice, f.code
         json.dumps(f.to_dict(), allow_nan=False)
+
+
+def test_validation_spikes_are_oscillation_even_when_the_training_loss_averages_them_out():
+    """A cyclic rate peaking too high (digits, Adam from 1e-3 up to 0.3 and back every four
+    epochs): the validation loss leaps to several times its level and falls back, while
+    the training loss, averaged over each epoch, rises by under 30% at a time."""
+    train = [2.263, 1.844, 1.572, 1.088, 0.939, 0.902, 0.99, 0.768, 0.6, 0.569, 0.711, 0.507,
+             0.406, 0.454, 0.584, 0.529, 0.371, 0.355, 0.376, 0.29]
+    val = [6.462, 18.02, 4.339, 0.854, 1.033, 1.924, 1.519, 0.516, 0.567, 4.563, 0.871, 0.34,
+           0.293, 0.265, 1.489, 0.306, 0.245, 0.262, 0.95, 0.189]
+    f = live.loss_oscillation(hist(train, val, initial_loss=2.3))
+    assert f.code == "loss_oscillation" and f.evidence["val_spikes"] == 2
+    assert f.evidence["train_jump"] < 0.3 * f.evidence["train_gained"]
+    assert "2 times it rose to over 2.5 times its level" in f.explanation
+    # one spike in the window is a bad epoch, not oscillation
+    calm = val[:-2] + [0.25, 0.2]
+    assert live.loss_oscillation(hist(train, calm, initial_loss=2.3)) is None

@@ -1,5 +1,8 @@
 """The doctor on a user's own loop: any nn.Module, no plan."""
 
+import math
+
+import pytest
 import torch
 from torch import nn
 
@@ -99,3 +102,101 @@ def test_a_user_rnn_gets_preflight_and_live_checks_without_false_alarms():
     assert [f.code for f in doctor.findings if f.severity != "info"] == []
     assert doctor.monitor.samples  # statistics were taken from the LSTM's weights
     assert any("rnn" in name for name in doctor.monitor.samples[-1].grad_norms)
+
+
+def test_a_nan_row_in_a_user_loop_is_reported_once_before_training():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2))
+    opt, loss_fn = torch.optim.Adam(model.parameters(), 1e-3), nn.CrossEntropyLoss()
+    doctor = Doctor(model, loss_fn=loss_fn, optimizer=opt, sample_every=1)
+    x, y = _data()
+    x[7, 1] = float("nan")
+    assert [f.code for f in doctor.preflight(x, y, task="multiclass")] == ["nan_loss"]
+    _train(doctor, model, loss_fn, opt, x, y, epochs=1)
+    assert doctor.monitor.findings[0].code == "nan_loss"  # the live monitor saw it too...
+    nan = [f for f in doctor.findings if f.code == "nan_loss"]
+    assert len(nan) == 1 and nan[0].evidence["when"] == "initialisation"  # ...listed once
+
+
+# ------------------------------------------------------------------- after training
+
+def _epochs(doctor, train, val):
+    for t, v in zip(train, val, strict=True):
+        doctor.end_epoch(t, v)
+
+
+OVERFIT_TRAIN = [0.69, 0.5, 0.4, 0.3, 0.22, 0.15, 0.1, 0.07, 0.05, 0.03, 0.02, 0.015]
+OVERFIT_VAL = [0.68, 0.55, 0.48, 0.45, 0.44, 0.46, 0.5, 0.55, 0.6, 0.66, 0.72, 0.8]
+
+
+def test_after_training_names_overfitting_with_the_epoch_where_the_curves_part():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2))
+    doctor = Doctor(model, loss_fn=nn.CrossEntropyLoss(),
+                    optimizer=torch.optim.Adam(model.parameters(), 1e-3))
+    _epochs(doctor, OVERFIT_TRAIN, OVERFIT_VAL)
+    assert doctor.findings == []  # nothing until training is declared over
+    found = doctor.after_training(task="multiclass")
+    assert [f.code for f in found] == ["overfitting"]
+    assert found[0].severity == "warning" and found[0].evidence["parting_epoch"] == 5
+    assert [f.code for f in doctor.findings] == ["overfitting"]
+    # a loop that stopped early with patience 10 kept the best weights: an info note
+    calm = Doctor(model, loss_fn=nn.CrossEntropyLoss())
+    _epochs(calm, OVERFIT_TRAIN, OVERFIT_VAL)
+    assert calm.after_training(task="multiclass", early_stopping_patience=10)[0].severity \
+        == "info"
+
+
+def test_after_training_finds_underfitting_against_the_baseline_the_preflight_measured():
+    """Weight decay 3 (Adam's coupled L2) pins the weights near zero: the losses stay at
+    ln 2, what predicting the class shares scores, and the pre-flight measured that."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2))
+    opt, loss_fn = torch.optim.Adam(model.parameters(), 1e-2, weight_decay=3.0), \
+        nn.CrossEntropyLoss()
+    doctor = Doctor(model, loss_fn=loss_fn, optimizer=opt, sample_every=1000)
+    x, y = _data()
+    doctor.preflight(x, y, task="multiclass")
+    tr, va = slice(0, 192), slice(192, None)
+    for _ in range(8):
+        for i in range(0, 192, 32):
+            loss = loss_fn(model(x[tr][i:i + 32]), y[tr][i:i + 32])
+            opt.zero_grad()
+            loss.backward()
+            doctor.after_backward(loss)
+            opt.step()
+        with torch.no_grad():
+            doctor.end_epoch(loss_fn(model(x[tr]), y[tr]).item(),
+                             loss_fn(model(x[va]), y[va]).item())
+    found = {f.code: f for f in doctor.after_training(val_rows=64)}
+    assert "underfitting" in found
+    share = (y == 1).float().mean().item()
+    baseline = -(share * math.log(share) + (1 - share) * math.log(1 - share))
+    assert found["underfitting"].evidence["baseline_loss"] == pytest.approx(baseline, rel=0.02)
+    assert found["underfitting"].evidence["ratio"] > 0.9
+
+
+def test_after_training_is_quiet_on_a_healthy_loop_and_judges_the_split_only_when_told():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2))
+    opt, loss_fn = torch.optim.Adam(model.parameters(), 1e-2), nn.CrossEntropyLoss()
+    doctor = Doctor(model, loss_fn=loss_fn, optimizer=opt, sample_every=1000)
+    x, y = _data()
+    doctor.preflight(x, y, task="multiclass")
+    for _ in range(12):
+        for i in range(0, 192, 32):
+            loss = loss_fn(model(x[i:i + 32]), y[i:i + 32])
+            opt.zero_grad()
+            loss.backward()
+            doctor.after_backward(loss)
+            opt.step()
+        with torch.no_grad():
+            doctor.end_epoch(loss_fn(model(x[:192]), y[:192]).item(),
+                             loss_fn(model(x[192:]), y[192:]).item())
+    assert doctor.after_training() == []  # the validation size unknown: not judged
+    small = doctor.after_training(val_rows=12)
+    assert [(f.code, f.severity) for f in small] == [("noisy_validation", "warning")]
+    assert [(f.code, f.severity) for f in doctor.after_training(val_rows=64)] == [
+        ("noisy_validation", "info")]  # a steady curve on 64 rows: worth knowing
+    assert doctor.after_training(val_rows=200) == []
+    assert doctor.findings == []  # each call replaces the last one's findings

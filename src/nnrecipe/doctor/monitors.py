@@ -108,6 +108,12 @@ class LiveMonitor(Watcher):
         self._watched: list[tuple[str, nn.Module]] = []
         self.initial_loss: float | None = None
 
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The per-epoch logs seen so far (``train_loss``, ``val_loss``, ``val_<metric>``,
+        ``lr``), oldest first; a copy."""
+        return [dict(h) for h in self._history]
+
     # --- a checkpoint of what was seen (a resumed run carries on from it) -----------------
 
     def state_dict(self) -> dict[str, Any]:

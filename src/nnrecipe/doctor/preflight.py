@@ -25,6 +25,7 @@ import copy
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -33,8 +34,9 @@ from torch.optim import Optimizer
 
 from .findings import Finding, make_finding
 
-__all__ = ["PreflightEvidence", "RULES", "run_preflight", "check_preflight",
-           "bad_initial_loss", "no_gradient", "cannot_overfit_batch", "no_signal"]
+__all__ = ["PreflightEvidence", "RULES", "run_preflight", "measure_preflight", "check_preflight",
+           "nan_loss_at_init", "bad_initial_loss", "no_gradient", "cannot_overfit_batch",
+           "no_signal"]
 
 MAX_ROWS = 2048         # rows used by the loss-at-init, gradient and signal checks
 FIT_RATIO = 0.1         # "memorised": the final loss under 10% of the starting loss
@@ -49,10 +51,13 @@ OptimizerFactory = Callable[[Iterable[Parameter]], Optimizer]
 class PreflightEvidence:
     """What the pre-flight measured; ``None`` where a check could not run."""
     task: str | None = None
+    n_rows: int = 0  # rows the checks use
     # 1. loss at initialisation
     initial_loss: float | None = None
     expected_loss: float | None = None        # outputs all neutral (zero logits, zero value)
     best_constant_loss: float | None = None   # class priors / mean: the input-free optimum
+    non_finite_inputs: int = 0    # rows whose inputs hold a NaN or an infinity
+    non_finite_targets: int = 0   # rows whose target does
     # 2. gradients after one backward pass (parameter names)
     n_trainable: int = 0
     no_grad: list[str] = field(default_factory=list)    # None: the loss never reaches them
@@ -75,11 +80,19 @@ class PreflightEvidence:
 
 
 def run_preflight(model: nn.Module, loss_fn: nn.Module, make_optimizer: OptimizerFactory,
-                  x: Tensor, y: Tensor, *, task: str | None = None,
-                  class_priors: list[float] | None = None, lr: float | None = None,
-                  overfit_rows: int = 16, overfit_steps: int = 200, signal_steps: int = 300,
-                  seed: int = 0) -> list[Finding]:
-    """Run the four checks on ``x``/``y`` (shaped for ``loss_fn``) and return findings.
+                  x: Tensor, y: Tensor, **options: Any) -> list[Finding]:
+    """Run the checks on ``x``/``y`` (shaped for ``loss_fn``) and return findings;
+    ``options`` as :func:`measure_preflight`'s."""
+    return check_preflight(measure_preflight(model, loss_fn, make_optimizer, x, y, **options))
+
+
+def measure_preflight(model: nn.Module, loss_fn: nn.Module, make_optimizer: OptimizerFactory,
+                      x: Tensor, y: Tensor, *, task: str | None = None,
+                      class_priors: list[float] | None = None, lr: float | None = None,
+                      overfit_rows: int = 16, overfit_steps: int = 200,
+                      signal_steps: int = 300, seed: int = 0) -> PreflightEvidence:
+    """What the checks judge, measured on ``x``/``y`` (the best constant prediction's loss
+    among it: the input-free baseline the after-training rules compare with).
 
     ``lr`` replaces the learning rate of the optimizers ``make_optimizer`` builds (None
     keeps theirs). ``class_priors`` are the training class shares (else taken from ``y``)."""
@@ -102,11 +115,15 @@ def run_preflight(model: nn.Module, loss_fn: nn.Module, make_optimizer: Optimize
                          ys[:overfit_rows], lr, overfit_steps)
         torch.manual_seed(seed)
         _measure_signal(ev, model, loss_fn, make_optimizer, xs, ys, lr, signal_steps, seed)
-    return check_preflight(ev)
+    return ev
 
 
 def check_preflight(ev: PreflightEvidence) -> list[Finding]:
-    return [f for rule in RULES if (f := rule(ev)) is not None]
+    """Every rule; but once the loss at init is not finite, the checks that train or compare
+    losses have nothing to judge, so only the NaN itself and missing gradients are told."""
+    nan_at_init = ev.initial_loss is not None and not math.isfinite(ev.initial_loss)
+    rules = (nan_loss_at_init, no_gradient) if nan_at_init else RULES
+    return [f for rule in rules if (f := rule(ev)) is not None]
 
 
 # ---------------------------------------------------------------------------- rules
@@ -116,9 +133,10 @@ def bad_initial_loss(ev: PreflightEvidence, *, high_ratio: float = 3.0) -> Findi
     for C balanced classes, var(y)+mean(y)² for MSE): the outputs start large and confident.
     Three times leaves room for ordinary random init (about 1-1.5 times) while a scale
     error (weights ×10 and more, a summed loss) lands far above it."""
-    if ev.initial_loss is None or not ev.expected_loss or ev.expected_loss <= 0:
+    if ev.initial_loss is None or not ev.expected_loss or ev.expected_loss <= 0 \
+            or not math.isfinite(ev.initial_loss):  # not finite: nan_loss_at_init
         return None
-    ratio = ev.initial_loss / ev.expected_loss if math.isfinite(ev.initial_loss) else math.inf
+    ratio = ev.initial_loss / ev.expected_loss
     if ratio <= high_ratio:
         return None
     evidence = {"initial_loss": ev.initial_loss, "expected_loss": ev.expected_loss,
@@ -144,9 +162,34 @@ _NEUTRAL_WORDS = {"binary": "probability ½ for every row, ln 2",
                   "regression": "predicting 0, i.e. var(y) + mean(y)² for MSE"}
 
 
+def nan_loss_at_init(ev: PreflightEvidence) -> Finding | None:
+    """The loss of the untrained network is already NaN or infinite: before any step, so
+    the learning rate is not the cause; the inputs, the targets or the loss are."""
+    if ev.initial_loss is None or math.isfinite(ev.initial_loss):
+        return None
+    where = [f"{n} {what}" for n, what in ((ev.non_finite_inputs, "input rows"),
+                                          (ev.non_finite_targets, "targets")) if n]
+    found = (f"{' and '.join(where)} of the {ev.n_rows} checked hold a NaN or an infinity"
+             if where else "no input or target is NaN or infinite, so the network or the "
+             "loss makes it (a log or a division by zero, a square root of a negative)")
+    advice = ["Find the rows with torch.isfinite(x).all(dim=1) and drop or impute them; "
+              "check what the loader does with empty fields."] if where else []
+    advice.append("In a hand-written forward or loss, guard logs and divisions (log of "
+                  "softmax: use log_softmax; divide by std + eps).")
+    return make_finding(
+        "nan_loss",
+        {"loss": str(ev.initial_loss), "when": "initialisation",
+         "non_finite_input_rows": ev.non_finite_inputs,
+         "non_finite_targets": ev.non_finite_targets, "rows_checked": ev.n_rows},
+        f"Before any training the loss is {ev.initial_loss}: {found}. Every gradient is then "
+        "NaN and the first step turns the weights into NaN.", advice)
+
+
 def no_gradient(ev: PreflightEvidence) -> Finding | None:
-    """A trainable parameter gets a gradient that is missing, all zero, or not finite."""
-    bad = ev.no_grad + ev.zero_grad + ev.bad_grad
+    """A trainable parameter gets a gradient that is missing, all zero, or not finite (not
+    counted when the loss itself is not finite: nan_loss_at_init speaks for that)."""
+    nan_at_init = ev.initial_loss is not None and not math.isfinite(ev.initial_loss)
+    bad = ev.no_grad + ev.zero_grad + ([] if nan_at_init else ev.bad_grad)
     if not bad:
         return None
     shown = ", ".join(bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
@@ -270,19 +313,27 @@ def no_signal(ev: PreflightEvidence, *, margin: float = 0.9, z: float = 2.0,
 
 
 RULES: tuple[Callable[[PreflightEvidence], Finding | None], ...] = (
-    bad_initial_loss, no_gradient, cannot_overfit_batch, no_signal)
+    nan_loss_at_init, bad_initial_loss, no_gradient, cannot_overfit_batch, no_signal)
 
 
 # ---------------------------------------------------------------------- measurements
 
 def _measure_init(ev, model, loss_fn, x, y, priors) -> None:
     net = _working_copy(model)
+    ev.n_rows = len(x)
+    ev.non_finite_inputs, ev.non_finite_targets = _non_finite_rows(x), _non_finite_rows(y)
     with torch.no_grad():
         out = net(x)
         ev.initial_loss = loss_fn(out, y).item()
         expected = loss_fn(_neutral_output(loss_fn, out), y).item()
     ev.expected_loss = expected if math.isfinite(expected) and expected > 0 else None
     ev.best_constant_loss = _best_constant_loss(loss_fn, out, y, priors)
+
+
+def _non_finite_rows(t: Tensor) -> int:
+    if not t.is_floating_point():
+        return 0
+    return int((~torch.isfinite(t.reshape(len(t), -1))).any(dim=1).sum())
 
 
 def _measure_gradients(ev, model, loss_fn, x, y) -> None:

@@ -5,6 +5,7 @@
     for x, y in loader:
         ...; loss.backward(); doctor.after_backward(loss); opt.step()
     doctor.end_epoch(train_loss, val_loss)                   # optional: learning-curve rules
+    doctor.after_training(val_rows=len(val_set))             # overfitting, underfitting...
     doctor.findings; doctor.report()
 
 Works on any ``nn.Module`` (MLP, CNN, RNN). Statistics are sampled every ``sample_every``
@@ -13,6 +14,7 @@ steps, so the cost between samples is one integer test.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +25,8 @@ from torch import nn
 from ..train.callbacks import TrainState
 from .findings import Finding, findings_table, sort_findings
 from .monitors import LiveMonitor
-from .preflight import run_preflight
+from .preflight import PreflightEvidence, check_preflight, measure_preflight
+from .rules.after import AfterEvidence, check_after
 from .rules.config import check_config, config_evidence_from_objects
 
 __all__ = ["Doctor"]
@@ -40,6 +43,9 @@ class Doctor:
         self.monitor = LiveMonitor(sample_every=sample_every, metric_name=metric_name,
                                    higher_is_better=higher_is_better)
         self._state = TrainState(model=model, optimizer=optimizer, plan=None, max_epochs=0)
+        self._preflight: PreflightEvidence | None = None
+        self._after: list[Finding] = []
+        self._metric_name = metric_name
         self.monitor.on_train_begin(self._state)
         self.monitor.before_step(self._state)  # arm the hooks for the first forward pass
 
@@ -57,8 +63,10 @@ class Doctor:
                 return torch.optim.Adam(params, lr=1e-3)
             return type(opt)(params, **opt.defaults)
 
-        found = run_preflight(self.model, self.loss_fn, make_optimizer, x, y, task=task,
-                              class_priors=list(class_priors) if class_priors else None, lr=lr)
+        self._preflight = measure_preflight(
+            self.model, self.loss_fn, make_optimizer, x, y, task=task,
+            class_priors=list(class_priors) if class_priors else None, lr=lr)
+        found = check_preflight(self._preflight)
         self._static += found
         return found
 
@@ -82,9 +90,49 @@ class Doctor:
         self._state.logs = logs
         self.monitor.on_epoch_end(self._state)
 
+    def after_training(self, *, val_rows: int | None = None, task: str | None = None,
+                       baseline_loss: float | None = None,
+                       early_stopping_patience: int = 0) -> list[Finding]:
+        """Call once when training ends: the learning-curve checks on what ``end_epoch``
+        recorded, as after an nnrecipe run. Overfitting (the validation loss rising while
+        the training loss falls, with the epoch where they part), underfitting (the losses
+        no better than predicting the class priors or the mean: ``baseline_loss``, else the
+        loss of that prediction the pre-flight measured) and, given ``val_rows`` (the
+        validation set's size), a validation set too small to trust.
+
+        ``early_stopping_patience``: the patience your loop stopped with (0: none), so that
+        a rise the stopping cut short is an info note rather than a warning. Returns the new
+        findings; they join :attr:`findings`. Codes the live checks already reported are not
+        repeated."""
+        pre = self._preflight
+        task = task or (pre.task if pre is not None else None)
+        if baseline_loss is None and pre is not None:
+            baseline_loss = pre.best_constant_loss
+        history = self.monitor.history
+        train = [h.get("train_loss", math.nan) for h in history]
+        val = [h["val_loss"] for h in history if "val_loss" in h]
+        name = self._metric_name
+        metric = [h.get(f"val_{name}") for h in history] if name else None
+        context: dict[str, Any] = {"train.early_stopping.patience": early_stopping_patience}
+        if self.optimizer is not None:
+            group = self.optimizer.param_groups[0]
+            context["optimizer.lr"] = group["lr"]
+            context["optimizer.weight_decay"] = group.get("weight_decay", 0.0)
+        ev = AfterEvidence(
+            train_loss=train, val_loss=val if len(val) == len(train) else [],
+            n_val=val_rows or 0, task=task or "", baseline_loss=baseline_loss,
+            val_metric=metric if metric and all(m is not None for m in metric) else None,
+            metric_name=name, fix_context=context)
+        live = {f.code for f in self.monitor.findings}
+        self._after = [f for f in check_after(ev) if f.code not in live
+                       and (val_rows is not None or f.code != "noisy_validation")]
+        return list(self._after)
+
     @property
     def findings(self) -> list[Finding]:
-        return sort_findings(self._static + self.monitor.findings)
+        before = {(f.code, f.layer) for f in self._static}  # a NaN loss at init, again live
+        return sort_findings(self._static + [f for f in self.monitor.findings
+                                             if (f.code, f.layer) not in before] + self._after)
 
     def report(self, console: Console | None = None) -> None:
         console = console or Console()

@@ -317,7 +317,7 @@ def loss_divergence(ev: HistoryEvidence, *, window: int = 3, rise: float = 0.5,
 
 def loss_oscillation(ev: HistoryEvidence, *, window: int = 6, swing: float = 0.3,
                      min_flips: int = 2, min_move: float = 0.02,
-                     undo: float = 0.3) -> Finding | None:
+                     undo: float = 0.3, spike: float = 1.5) -> Finding | None:
     """Steps that overshoot: in the last ``window`` epochs the loss changed direction at
     least ``min_flips`` times between moves of over ``swing`` of its level and over
     ``min_move`` of where it started (so the jitter of a loss near zero does not count),
@@ -332,7 +332,13 @@ def loss_oscillation(ev: HistoryEvidence, *, window: int = 6, swing: float = 0.3
     0.39 to 0.79, most of what it had gained), while the validation loss of an overfitting
     network swings on a few confidently wrong rows with the training loss staying low (a
     4 x 512 network on 104 noisy rows: validation 0.44-0.80 from epoch to epoch, training
-    jumps of at most 0.14 against 0.78 gained, 18%; ``undo`` sits between)."""
+    jumps of at most 0.14 against 0.78 gained, 18%; ``undo`` sits between).
+
+    Or, without such a jump, spikes: the validation loss rose by over ``spike`` (to 2.5
+    times its level) at least twice in the window and fell back in between. Overfitting's
+    swings stayed under +80% an epoch; a cyclic rate whose peak is too high (Adam from 1e-3
+    up to 0.3 and back every four epochs on digits) sent it from 0.26 to 1.49 and from 0.26
+    to 0.95 while the training loss, averaged over the cycle, rose by under 30%."""
     which = "val_loss" if len(ev.val_loss) == len(ev.train_loss) else "train_loss"
     losses = ev.val_loss if which == "val_loss" else ev.train_loss
     recent = losses[-window - 1:]
@@ -352,11 +358,12 @@ def loss_oscillation(ev: HistoryEvidence, *, window: int = 6, swing: float = 0.3
     tail = train[-window - 1:]
     jumps = [b - a for a, b in zip(tail, tail[1:], strict=False) if b - a > swing * a]
     jump = max(jumps, default=0.0)
-    if jump <= undo * gained:
+    spikes = sum(m > spike for m in big) if which == "val_loss" else 0
+    if jump <= undo * gained and spikes < 2:
         return None
     epoch = len(losses)
     evidence = {"series": which, "flips": flips, "largest_swing": max(abs(m) for m in big),
-                "train_jump": jump, "train_gained": gained,
+                "train_jump": jump, "train_gained": gained, "val_spikes": spikes,
                 "window": window, "swing": swing,
                 "lr": ev.lr if ev.lr is not None else "unknown"}
     if ev.val_metric and ev.metric_name and len(ev.val_metric) > window:
@@ -366,9 +373,12 @@ def loss_oscillation(ev: HistoryEvidence, *, window: int = 6, swing: float = 0.3
     return make_finding(
         "loss_oscillation", evidence,
         f"Over the last {window} epochs (to epoch {epoch}) the {which.replace('_', ' ')} "
-        f"jumped up and down by more than {swing:.0%} ({flips} reversals), and the training "
-        f"loss itself jumped up by {jump:.4g}, {jump / gained if gained else math.inf:.0%} of "
-        "what training had gained: the steps overshoot the minimum and bounce across it.",
+        f"jumped up and down by more than {swing:.0%} ({flips} reversals), and " + (
+            f"the training loss itself jumped up by {jump:.4g}, "
+            f"{jump / gained if gained else math.inf:.0%} of what training had gained"
+            if jump > undo * gained else
+            f"{spikes} times it rose to over {1 + spike:g} times its level and fell back") +
+        ": the steps overshoot the minimum and bounce across it.",
         ["Lower the learning rate (a third to a tenth), or decay it as training goes on.",
          "A larger batch gives a less noisy gradient; momentum smooths the path too."],
         _scaled(ev.lr, 1 / 3) or None, epoch=epoch)
