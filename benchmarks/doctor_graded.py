@@ -24,14 +24,15 @@ of the symptom it produced; counted apart, not as first), ~ (found, not first), 
 code was reported, but only at info), ✗ (missed) or n/a.
 
 A plant should plant its own fault and no other. A NaN loss, exploding gradients,
-divergence and a batch that cannot be memorised were first planted through a learning
-rate outside the optimizer's range; the doctor rightly names the rate first (it is the
-cause, and ``lr_out_of_range`` has its own row), so those cells measured that row again.
-They are now planted with the rate in range, through the faults that cause them in real
-loops: NaN in a few input rows, a rate that grows every epoch (an ``ExponentialLR`` factor
-typed above 1: divergence from x1.7 an epoch, a blow-up of the loss, which is exploding
-gradients, from x2.5), logits clamped to a small range. The rate-planted versions stay
-in ``RATE_PLANTS``: their own table (mode "rate", not counted in the targets) and the
+divergence, oscillation and a batch that cannot be memorised were first planted through a
+learning rate outside the optimizer's range; the doctor rightly names the rate first (it
+is the cause, and ``lr_out_of_range`` has its own row), so those cells measured that row
+again. They are now planted with the rate in range, through the faults that cause them in
+real loops: NaN in a few input rows, a rate that grows every epoch (an ``ExponentialLR``
+factor typed above 1: divergence from x1.7 an epoch, a blow-up of the loss, which is
+exploding gradients, from x2.5), logits clamped to a small range, SGD momentum that
+multiplies an in-range rate into overshooting steps. The rate-planted versions stay in
+``RATE_PLANTS``: their own table (mode "rate", not counted in the targets) and the
 auto-fix cases, since only a run through nnrecipe's pipeline can be repaired.
 
 The kinds (everything generated or bundled with scikit-learn; nothing is downloaded):
@@ -575,13 +576,15 @@ FAULTS: dict[str, PlantsByKind] = {
         for kind in KINDS
     },
     "loss_oscillation": {
-        "table": grades(*(Plant(f"sgd lr={lr} momentum 0.9, no dropout", _same,
+        # in range, but momentum multiplies the step by 1 / (1 - momentum)
+        "table": grades(*(Plant(f"sgd lr={lr} momentum {m} (steps x{lr / (1 - m):.3g}), "
+                                "no dropout", _same,
+                                _sgd(lr, **{"optimizer.momentum": m, "model.dropout": 0.0}))
+                          for lr, m in ((0.7, 0.9), (1.0, 0.9), (0.5, 0.97)))),
+        **{kind: grades(*(Plant(f"sgd lr={lr} momentum 0.9, no dropout", _same,
                                 _sgd(lr, **{"optimizer.momentum": 0.9, "model.dropout": 0.0}))
-                          for lr in (0.7, 1.0, 2.0))),
-        **{kind: grades(*(Plant(f"adam lr={lr}, no dropout", _same,
-                                {"optimizer.lr": lr, "model.dropout": 0.0})
-                          for lr in (0.03, 0.1, 0.3)))
-           for kind in ("image", "series")},
+                          for lr in levels))
+           for kind, levels in (("image", (0.15, 0.2, 0.3)), ("series", (0.1, 0.2, 0.3)))},
     },
     "slow_convergence": {
         "table": grades(*(Plant(f"plain sgd lr=0.01, init_scale={k}, 2 layers, no BatchNorm",
@@ -664,6 +667,13 @@ RATE_PLANTS: dict[str, PlantsByKind] = {
         "table": grades(*(Plant(f"sgd lr={lr}, no BatchNorm", _same, _sgd(lr, **NO_BN))
                           for lr in (1.0, 3.0, 6.0))),
         **{kind: grades(*(Plant(f"sgd lr={lr}", _same, _sgd(lr)) for lr in (3.0, 6.0, 12.0)))
+           for kind in ("image", "series")},
+    },
+    "loss_oscillation": {
+        "table": "the table's plants keep the rate in range",
+        **{kind: grades(*(Plant(f"adam lr={lr}, no dropout", _same,
+                                {"optimizer.lr": lr, "model.dropout": 0.0})
+                          for lr in (0.03, 0.1, 0.3)))
            for kind in ("image", "series")},
     },
 }

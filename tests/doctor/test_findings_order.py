@@ -90,3 +90,18 @@ def test_exploding_gradients_explain_the_divergence_and_nan_that_huge_steps_caus
     assert set(got[0].evidence["explains"].split(", ")) == {"loss_divergence", "nan_loss"}
     # without exploding gradients the two keep the order their checks ran in
     assert [f.code for f in sort_findings([nan, diverging])] == ["loss_divergence", "nan_loss"]
+
+
+def test_overshooting_steps_explain_the_relus_they_knock_dead():
+    """In-range SGD with momentum 0.9 at 1.0 on breast cancer: ReLUs die at epoch 8, the
+    loss oscillates from epoch 7; the overshoot names the rate, the dead units follow."""
+    dead = _f("dead_relu", "error", epoch=8, step=90)
+    bouncing = _f("loss_oscillation", "warning", epoch=7)
+    got = sort_findings([dead, bouncing])
+    assert [f.code for f in got] == ["loss_oscillation", "dead_relu"]
+    assert got[0].severity == "error" and got[0].evidence["explains"] == "dead_relu"
+    diverging = _f("loss_divergence", "error", epoch=9)
+    assert [f.code for f in sort_findings([dead, diverging])] == ["loss_divergence", "dead_relu"]
+    # dead units with a calm loss (a bias started far negative) stay first on their own
+    assert [f.code for f in sort_findings([dead, _f("overfitting", "warning")])][0] == \
+        "dead_relu"

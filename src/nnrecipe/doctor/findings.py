@@ -111,7 +111,10 @@ EXPLAINS: dict[str, tuple[str, ...]] = {
     "nan_loss": _FAILS_TO_LEARN,
     "exploding_gradients": (*_FAILS_TO_LEARN, "loss_divergence", "loss_oscillation",
                             "nan_loss", "dead_relu"),
-    "loss_divergence": _FAILS_TO_LEARN,
+    # steps that overshoot (seen in the loss) also knock ReLU biases so far negative that
+    # the units never fire again: the overshoot, which names the rate, comes first
+    "loss_divergence": (*_FAILS_TO_LEARN, "dead_relu"),
+    "loss_oscillation": ("dead_relu",),
     "vanishing_gradients": (*_FAILS_TO_LEARN, "slow_convergence", "underfitting"),
     "dead_relu": (*_FAILS_TO_LEARN, "bad_initial_loss", "slow_convergence", "underfitting"),
     "saturated_activations": (*_FAILS_TO_LEARN, "bad_initial_loss"),
