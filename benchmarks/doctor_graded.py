@@ -65,7 +65,7 @@ repairable cases.
 Results go to ``--results`` (benchmarks/doctor_graded.json), one record at a time as each
 run finishes, so an interrupted run keeps what it did; ``--table`` prints from that file.
 Options: ``--only CODE ...``, ``--kinds``, ``--strengths``, ``--healthy-only``,
-``--no-healthy``, ``--no-auto-fix``, ``--no-rates``, ``--max-epochs`` (40: the epoch cap of
+``--no-healthy``, ``--no-auto-fix``, ``--grid-only``, ``--max-epochs`` (40: the epoch cap of
 every run whose plant does not set its own), ``--table``.
 """
 
@@ -678,6 +678,13 @@ RATE_PLANTS: dict[str, PlantsByKind] = {
     },
 }
 
+#: The plants run beside the grid, by record mode, with the sentence their table opens with.
+ASIDE: dict[str, tuple[dict[str, PlantsByKind], str]] = {
+    "rate": (RATE_PLANTS, "The same symptoms planted through a learning rate outside the "
+             "optimizer's range (not counted in the targets: the rate is the cause, and "
+             "lr_out_of_range has its own row; the auto-fix runs are these plants):"),
+}
+
 
 # ---- healthy runs --------------------------------------------------------------------------------
 def diabetes_samples() -> Samples:
@@ -864,8 +871,8 @@ def _tensors(s: Samples) -> tuple[torch.Tensor, torch.Tensor, int]:
 def run_own_loop(s: Samples, net: dict[str, Any], max_epochs: int, seed: int = 0) -> Outcome:
     """A hand-written PyTorch loop (70/15/15 split, Adam 1e-3, batch 32, cross-entropy),
     with ``Doctor`` as its documentation says: pre-flight, ``after_backward`` every step,
-    ``end_epoch`` with the validation loss and accuracy, ``after_training`` with the size
-    of the validation split. Scored on the test split.
+    ``end_epoch`` with the validation loss and accuracy, ``after_training`` with the
+    validation labels and the model's probabilities. Scored on the test split.
 
     ``net`` holds ``own_network``'s options and two of the loop's: ``nan_rows`` (that many
     training rows get a NaN input) and ``lr_gamma`` (the rate times that every epoch)."""
@@ -879,6 +886,7 @@ def run_own_loop(s: Samples, net: dict[str, Any], max_epochs: int, seed: int = 0
     x = (x - mean) / std
     net = dict(net)
     bad_rows, gamma = net.pop("nan_rows", 0), net.pop("lr_gamma", 1.0)
+    y_val = y[va]
     if bad_rows:  # a loader that hands NaN on to the network for a few training rows
         x = x.clone()
         x[tr[torch.randperm(n_tr, generator=gen)[:bad_rows]], 0] = math.nan
@@ -907,11 +915,13 @@ def run_own_loop(s: Samples, net: dict[str, Any], max_epochs: int, seed: int = 0
             model.eval()
             with torch.no_grad():
                 out = model(x[va])
-                doctor.end_epoch(total / n_tr, loss_fn(out, y[va]).item(),
-                                 accuracy=(out.argmax(1) == y[va]).float().mean().item())
+                doctor.end_epoch(total / n_tr, loss_fn(out, y_val).item(),
+                                 accuracy=(out.argmax(1) == y_val).float().mean().item())
             if schedule is not None:
                 schedule.step()
-        doctor.after_training(val_rows=len(va))
+        with torch.no_grad():
+            probs = torch.softmax(model(x[va]), 1)
+        doctor.after_training(val_labels=y_val, val_probs=probs)
         doctor.close()
         with torch.no_grad():
             acc = (model(x[te]).argmax(1) == y[te]).float().mean().item()
@@ -933,8 +943,8 @@ def judge(findings: list[Finding], code: str) -> tuple[bool, bool]:
 
 
 def plants_for(mode: str) -> dict[str, PlantsByKind]:
-    """The plants a record's mode ran: "rate" the rate-caused ones, else the grid's."""
-    return RATE_PLANTS if mode == "rate" else FAULTS
+    """The plants a record's mode ran: an ``ASIDE`` set, else the grid's."""
+    return ASIDE[mode][0] if mode in ASIDE else FAULTS
 
 
 def behind_its_cause(r: dict[str, Any]) -> bool:
@@ -1063,7 +1073,7 @@ def selected_faults(only: list[str] | None) -> list[str]:
 def run_grid(args: argparse.Namespace) -> None:
     codes = selected_faults(args.only)
     if not args.healthy_only:
-        for mode in ("plant",) if args.no_rates else ("plant", "rate"):
+        for mode in ("plant",) if args.grid_only else ("plant", *ASIDE):
             for code in codes:
                 for kind in args.kinds:
                     plants = plants_for(mode).get(code, {}).get(kind, "not planted")
@@ -1143,7 +1153,7 @@ def _grid(records: list[dict[str, Any]], codes: list[str], args: argparse.Namesp
         fixes = [lookup(records, "fix", code, k, "clear") for k in args.kinds]
         fix = " ".join(f"{r['kind']} {'+' if r['improved'] else '-'}" for r in fixes if r)
         lines.append(f"| {code} | " + " | ".join(cells) + f" | {fix} |")
-    if mode == "rate":
+    if mode != "plant":
         return lines
     return lines + [
         "", "✓ found first · c found behind the out-of-range learning rate that caused it (the "
@@ -1165,15 +1175,14 @@ def table(args: argparse.Namespace) -> str:
     lines: list[str] = []
     if plants or fixes:
         lines += _grid(records, codes, args)
-    rates = [r for r in records if r["mode"] == "rate" and _in_selection(r, codes, args)]
-    if rates:
-        lines += ["", "The same symptoms planted through a learning rate outside the optimizer's "
-                  "range (not counted below: the rate is the cause, and lr_out_of_range has "
-                  "its own row; the auto-fix runs are these plants):", ""]
-        lines += _grid(records, codes, args, mode="rate")
-        lines += ["", f"- rate-caused plants found: {sum(r['found'] for r in rates)} of "
-                  f"{len(rates)}; first or behind the rate: "
-                  f"{sum(r['first'] or behind_its_cause(r) for r in rates)}"]
+    for mode, (_, opening) in ASIDE.items():
+        aside = [r for r in records if r["mode"] == mode and _in_selection(r, codes, args)]
+        if aside:
+            lines += ["", opening, ""] + _grid(records, codes, args, mode=mode)
+            lines += ["", f"- found: {sum(r['found'] for r in aside)} of {len(aside)}; first "
+                      f"or behind the rate: "
+                      f"{sum(r['first'] or behind_its_cause(r) for r in aside)}; reported at "
+                      f"any severity: {sum(_mark(r) != '✗' for r in aside)}"]
     if fixes:
         lines += ["", "| auto-fix (clear strength) | kind | plain | repaired | repairs |",
                   "|---|---|---|---|---|"]
@@ -1222,8 +1231,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--healthy-only", action="store_true", help="only the healthy runs")
     ap.add_argument("--no-healthy", action="store_true", help="skip the healthy runs")
     ap.add_argument("--no-auto-fix", action="store_true", help="skip the auto-fix reruns")
-    ap.add_argument("--no-rates", action="store_true",
-                    help="skip the rate-caused plants (RATE_PLANTS)")
+    ap.add_argument("--grid-only", action="store_true",
+                    help="skip the plants run beside the grid (ASIDE: the rate-caused "
+                    "symptoms)")
     ap.add_argument("--max-epochs", type=int, default=40,
                     help="epoch cap of every run whose plant does not set its own (40)")
     ap.add_argument("--results", type=Path, default=RESULTS)

@@ -200,3 +200,42 @@ def test_after_training_is_quiet_on_a_healthy_loop_and_judges_the_split_only_whe
         ("noisy_validation", "info")]  # a steady curve on 64 rows: worth knowing
     assert doctor.after_training(val_rows=200) == []
     assert doctor.findings == []  # each call replaces the last one's findings
+
+
+def test_after_training_flags_validation_labels_the_trained_model_firmly_rejects():
+    """Trained on right labels; 10% of the validation labels are then flipped (a sloppier
+    hand labelled the held-out rows): far more confident contradictions than the model's
+    own uncertainty explains, so a warning that lists the flipped rows. The same rows with
+    their right labels give no warning."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(600, 6, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    x[:, 0] += torch.where(y == 1, 1.0, -1.0)  # a margin between the classes
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2))
+    opt, loss_fn = torch.optim.Adam(model.parameters(), 1e-2), nn.CrossEntropyLoss()
+    doctor = Doctor(model, loss_fn=loss_fn, optimizer=opt, sample_every=1000)
+    tr, va = slice(0, 400), slice(400, None)
+    doctor.preflight(x[tr], y[tr], task="multiclass")
+    for _ in range(10):
+        for i in range(0, 400, 32):
+            loss = loss_fn(model(x[tr][i:i + 32]), y[tr][i:i + 32])
+            opt.zero_grad()
+            loss.backward()
+            doctor.after_backward(loss)
+            opt.step()
+        with torch.no_grad():
+            doctor.end_epoch(loss_fn(model(x[tr]), y[tr]).item(),
+                             loss_fn(model(x[va]), y[va]).item())
+    with torch.no_grad():
+        probs = torch.softmax(model(x[va]), 1)
+    flipped = torch.randperm(200, generator=g)[:20]
+    noisy = y[va].clone()
+    noisy[flipped] = 1 - noisy[flipped]
+    found = {f.code: f for f in doctor.after_training(val_labels=noisy, val_probs=probs)}
+    issue = found["label_issues"]
+    assert issue.severity == "warning" and issue.evidence["rows_checked"] == 200
+    listed = {int(r.split("]")[0][4:]) for r in issue.evidence["rows"].split("; ")}
+    assert len(listed & set(flipped.tolist())) >= 16 and len(listed - set(flipped.tolist())) <= 2
+    clean = doctor.after_training(val_labels=y[va], val_probs=probs)
+    assert all(f.severity == "info" for f in clean if f.code == "label_issues")

@@ -20,7 +20,7 @@ from ..plan import Plan
 from ..train.loop import predict_batches
 from .findings import Finding
 from .preflight import MAX_ROWS, run_preflight
-from .rules.after import AfterEvidence, check_after, find_label_issues
+from .rules.after import AfterEvidence, check_after, label_issues_if_learned
 from .rules.config import check_config, config_evidence_from_plan
 from .rules.data import DataEvidence, check_data
 
@@ -169,12 +169,9 @@ def after_training(plan: Plan, history: Any, *, n_val: int, baseline_loss: float
                      if k in plan},
     )
     findings = check_after(ev)
-    # A model that learned little calls every hard row mislabelled: only a model clearly
-    # better than the input-independent baseline gets to judge the labels.
-    best = min((v for v in ev.val_loss if v is not None and np.isfinite(v)), default=np.inf)
-    learned = best < min_gain_for_labels * baseline_loss
-    if learned and val_codes is not None and val_proba is not None and len(val_codes) >= 20:
-        issue = find_label_issues(val_codes, val_proba, val_ids)
+    if val_codes is not None and val_proba is not None:
+        issue = label_issues_if_learned(ev.val_loss, baseline_loss, val_codes, val_proba,
+                                        val_ids, min_gain=min_gain_for_labels)
         if issue is not None:
             findings.append(issue)
     return findings

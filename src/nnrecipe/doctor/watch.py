@@ -26,7 +26,7 @@ from ..train.callbacks import TrainState
 from .findings import Finding, findings_table, sort_findings
 from .monitors import LiveMonitor
 from .preflight import PreflightEvidence, check_preflight, measure_preflight
-from .rules.after import AfterEvidence, check_after
+from .rules.after import AfterEvidence, check_after, label_issues_if_learned
 from .rules.config import check_config, config_evidence_from_objects
 
 __all__ = ["Doctor"]
@@ -91,8 +91,8 @@ class Doctor:
         self.monitor.on_epoch_end(self._state)
 
     def after_training(self, *, val_rows: int | None = None, task: str | None = None,
-                       baseline_loss: float | None = None,
-                       early_stopping_patience: int = 0) -> list[Finding]:
+                       baseline_loss: float | None = None, early_stopping_patience: int = 0,
+                       val_labels: Any = None, val_probs: Any = None) -> list[Finding]:
         """Call once when training ends: the learning-curve checks on what ``end_epoch``
         recorded, as after an nnrecipe run. Overfitting (the validation loss rising while
         the training loss falls, with the epoch where they part), underfitting (the losses
@@ -101,9 +101,19 @@ class Doctor:
         validation set's size), a validation set too small to trust.
 
         ``early_stopping_patience``: the patience your loop stopped with (0: none), so that
-        a rise the stopping cut short is an info note rather than a warning. Returns the new
-        findings; they join :attr:`findings`. Codes the live checks already reported are not
-        repeated."""
+        a rise the stopping cut short is an info note rather than a warning.
+
+        ``val_labels`` (class codes) and ``val_probs`` (the model's probabilities on those
+        rows, (N, C), or P(class 1) for two classes) add the label check: validation rows
+        whose label the model firmly rejects (cleanlab), a warning only when they are clearly
+        more than the mistakes the model expects of itself; judged only when the model
+        learned (best validation loss under 0.7 times the baseline). Rows are named by their
+        position in the validation set.
+
+        Returns the new findings; they join :attr:`findings`. Codes the live checks already
+        reported are not repeated."""
+        if val_rows is None and val_labels is not None:
+            val_rows = len(val_labels)
         pre = self._preflight
         task = task or (pre.task if pre is not None else None)
         if baseline_loss is None and pre is not None:
@@ -123,8 +133,16 @@ class Doctor:
             n_val=val_rows or 0, task=task or "", baseline_loss=baseline_loss,
             val_metric=metric if metric and all(m is not None for m in metric) else None,
             metric_name=name, fix_context=context)
+        found = check_after(ev)
+        if val_labels is not None and val_probs is not None:
+            labels = torch.as_tensor(val_labels).detach().cpu().reshape(-1).long().numpy()
+            probs = torch.as_tensor(val_probs).detach().cpu().double().numpy()
+            issue = label_issues_if_learned(ev.val_loss, baseline_loss, labels, probs,
+                                            [f"val[{i}]" for i in range(len(labels))])
+            if issue is not None:
+                found.append(issue)
         live = {f.code for f in self.monitor.findings}
-        self._after = [f for f in check_after(ev) if f.code not in live
+        self._after = [f for f in found if f.code not in live
                        and (val_rows is not None or f.code != "noisy_validation")]
         return list(self._after)
 

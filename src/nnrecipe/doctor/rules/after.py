@@ -27,8 +27,8 @@ from ..findings import Finding, make_finding
 from .live import best_gain
 
 __all__ = ["AfterEvidence", "RULES", "behind_a_linear_model", "check_after",
-           "find_label_issues", "memorised", "overfitting", "underfitting",
-           "noisy_validation"]
+           "find_label_issues", "label_issues_if_learned", "memorised", "overfitting",
+           "underfitting", "noisy_validation"]
 
 CLASSIFICATION = ("binary", "multiclass")
 
@@ -379,6 +379,18 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, row_ids: list,
          "Fix labels that are wrong; if they are right, the model fails on them: find "
          "what they have in common and add more rows like them."],
         severity="warning" if clearly_more else "info")
+
+
+def label_issues_if_learned(val_loss: list[float], baseline_loss: float | None,
+                            labels: np.ndarray, pred_probs: np.ndarray, row_ids: list, *,
+                            min_gain: float = 0.7, min_rows: int = 20) -> Finding | None:
+    """:func:`find_label_issues`, asked only of a model that learned: its best validation
+    loss under ``min_gain`` times the input-free baseline's. A model that learned little
+    calls every hard row mislabelled. Fewer than ``min_rows`` rows: not judged."""
+    best = min((v for v in val_loss if v is not None and math.isfinite(v)), default=math.inf)
+    if baseline_loss is None or not best < min_gain * baseline_loss or len(labels) < min_rows:
+        return None
+    return find_label_issues(labels, pred_probs, row_ids)
 
 
 # ------------------------------------------------------------------------- helpers
