@@ -14,6 +14,7 @@ from nnrecipe.doctor.rules.after import (
     behind_a_linear_model,
     check_after,
     find_label_issues,
+    label_issues_if_learned,
     memorised,
     noisy_validation,
     overfitting,
@@ -352,3 +353,24 @@ def test_clean_labels_give_no_label_issues():
     proba = cross_val_predict(LogisticRegression(), x, y, cv=5, method="predict_proba")
     assert find_label_issues(y, proba, list(range(len(y)))) is None
     assert find_label_issues(y, proba[:, 1], list(range(len(y)))) is None  # P(class 1) alone
+
+
+def test_the_label_check_asks_a_model_that_learned_even_when_many_labels_contradict_it():
+    """The model was trained on right labels; 20% of the labels it is judged against are
+    flipped. Their confident contradictions inflate the mean loss, not the median row's,
+    so the check still runs, and warns."""
+    x, y, rng = _separable()
+    proba = cross_val_predict(LogisticRegression(), x, y, cv=5, method="predict_proba")
+    noisy = y.copy()
+    flipped = rng.choice(len(y), len(y) // 5, replace=False)
+    noisy[flipped] = 1 - noisy[flipped]
+    given = proba[np.arange(len(y)), noisy]
+    assert np.mean(-np.log(given)) > 0.7 * np.log(2)  # the mean-loss gate would skip it
+    f = label_issues_if_learned(noisy, proba, list(range(len(y))))
+    assert f.code == "label_issues" and f.severity == "warning"
+    # a model that learned nothing (the class shares for every row) is not asked
+    shares = np.bincount(noisy) / len(noisy)
+    assert label_issues_if_learned(noisy, np.tile(shares, (len(y), 1)),
+                                   list(range(len(y)))) is None
+    # nor is a split of fewer than 20 rows
+    assert label_issues_if_learned(noisy[:19], proba[:19], list(range(19))) is None

@@ -170,8 +170,8 @@ def after_training(plan: Plan, history: Any, *, n_val: int, baseline_loss: float
     )
     findings = check_after(ev)
     if val_codes is not None and val_proba is not None:
-        issue = label_issues_if_learned(ev.val_loss, baseline_loss, val_codes, val_proba,
-                                        val_ids, min_gain=min_gain_for_labels)
+        issue = label_issues_if_learned(val_codes, val_proba, val_ids,
+                                        min_gain=min_gain_for_labels)
         if issue is not None:
             findings.append(issue)
     return findings

@@ -107,8 +107,8 @@ class Doctor:
         rows, (N, C), or P(class 1) for two classes) add the label check: validation rows
         whose label the model firmly rejects (cleanlab), a warning only when they are clearly
         more than the mistakes the model expects of itself; judged only when the model
-        learned (best validation loss under 0.7 times the baseline). Rows are named by their
-        position in the validation set.
+        learned (its median row's loss under 0.7 times predicting the class shares). Rows
+        are named by their position in the validation set.
 
         Returns the new findings; they join :attr:`findings`. Codes the live checks already
         reported are not repeated."""
@@ -137,7 +137,7 @@ class Doctor:
         if val_labels is not None and val_probs is not None:
             labels = torch.as_tensor(val_labels).detach().cpu().reshape(-1).long().numpy()
             probs = torch.as_tensor(val_probs).detach().cpu().double().numpy()
-            issue = label_issues_if_learned(ev.val_loss, baseline_loss, labels, probs,
+            issue = label_issues_if_learned(labels, probs,
                                             [f"val[{i}]" for i in range(len(labels))])
             if issue is not None:
                 found.append(issue)

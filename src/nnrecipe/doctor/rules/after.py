@@ -381,16 +381,29 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, row_ids: list,
         severity="warning" if clearly_more else "info")
 
 
-def label_issues_if_learned(val_loss: list[float], baseline_loss: float | None,
-                            labels: np.ndarray, pred_probs: np.ndarray, row_ids: list, *,
+def label_issues_if_learned(labels: np.ndarray, pred_probs: np.ndarray, row_ids: list, *,
                             min_gain: float = 0.7, min_rows: int = 20) -> Finding | None:
-    """:func:`find_label_issues`, asked only of a model that learned: its best validation
-    loss under ``min_gain`` times the input-free baseline's. A model that learned little
-    calls every hard row mislabelled. Fewer than ``min_rows`` rows: not judged."""
-    best = min((v for v in val_loss if v is not None and math.isfinite(v)), default=math.inf)
-    if baseline_loss is None or not best < min_gain * baseline_loss or len(labels) < min_rows:
+    """:func:`find_label_issues`, asked only of a model that learned: a model that learned
+    little calls every hard row mislabelled. Learned: the median row's loss, -log of the
+    probability given to its label, under ``min_gain`` times the median row's loss of the
+    class shares predicted for every row. The median, not the mean: mislabelled rows are
+    the ones the model contradicts, so they inflate the mean loss (20% of breast cancer's
+    labels flipped put the validation loss at 0.76 of the baseline's and hid them), while
+    the typical row still says what the model learned. Fewer than ``min_rows`` rows: not
+    judged."""
+    labels = np.asarray(labels).astype(int)
+    probs = np.asarray(pred_probs, dtype=float)
+    if probs.ndim == 1:
+        probs = np.column_stack([1 - probs, probs])
+    if len(labels) < min_rows or probs.shape[0] != len(labels) or not np.all(np.isfinite(probs)):
         return None
-    return find_label_issues(labels, pred_probs, row_ids)
+    shares = np.bincount(labels, minlength=probs.shape[1]) / len(labels)
+    given = probs[np.arange(len(labels)), labels]
+    model = float(np.median(-np.log(np.clip(given, 1e-12, 1.0))))
+    prior = float(np.median(-np.log(shares[labels])))
+    if not model < min_gain * prior:
+        return None
+    return find_label_issues(labels, probs, row_ids)
 
 
 # ------------------------------------------------------------------------- helpers
