@@ -74,17 +74,27 @@ def probe_rule(ctx: Ctx) -> Decision:
                     f"inputs {probe['raw']:.3f}: {verdict}", "transfer.feature_probe")
 
 
-def strategy_rule(ctx: Ctx) -> Decision:
+def _table_decision(ctx: Ctx, table: dict[tuple[bool, bool], tuple[str, str]],
+                    similar: bool, noun: str, divergence: str, probe: str) -> Decision:
+    """The CS231n transfer-learning table's cell for the data's size and ``similar``, with
+    the measured divergence and probe gain (``divergence``, ``probe``: how to word them,
+    each with one ``{}`` for the value) in the reason."""
     d, gain = ctx["transfer.divergence"], ctx["transfer.feature_gain"]
     small = ctx.n_train < SMALL_BELOW
-    similar = (d is None or d <= SIMILAR_BELOW) and (gain is None or gain >= 0)
-    value, why = _TABLE[(small, similar)]
-    size = f"{ctx.n_train} training samples ({'<' if small else '≥'} {SMALL_BELOW:,})"
-    sim = "similarity not measured" if d is None else f"divergence {d:.3g}"
+    value, why = table[(small, similar)]
+    size = f"{ctx.n_train} training {noun} ({'<' if small else '≥'} {SMALL_BELOW:,})"
+    sim = "similarity not measured" if d is None else divergence.format(d)
     if gain is not None:
-        sim += f", feature probe {gain:+.3f} against the raw inputs"
+        sim += ", " + probe.format(gain)
     return Decision(value, f"{size}, {sim}: {why} (the CS231n transfer-learning table)",
                     "transfer.table")
+
+
+def strategy_rule(ctx: Ctx) -> Decision:
+    d, gain = ctx["transfer.divergence"], ctx["transfer.feature_gain"]
+    similar = (d is None or d <= SIMILAR_BELOW) and (gain is None or gain >= 0)
+    return _table_decision(ctx, _TABLE, similar, "samples", "divergence {:.3g}",
+                           "feature probe {:+.3f} against the raw inputs")
 
 
 def keep_rule(ctx: Ctx) -> Decision:
@@ -233,15 +243,9 @@ def _text_similar(ctx: Ctx) -> bool:
 
 
 def text_strategy_rule(ctx: Ctx) -> Decision:
-    d, gain = ctx["transfer.divergence"], ctx["transfer.feature_gain"]
-    small = ctx.n_train < SMALL_BELOW
-    value, why = _TEXT_TABLE[(small, _text_similar(ctx))]
-    size = f"{ctx.n_train} training texts ({'<' if small else '≥'} {SMALL_BELOW:,})"
-    sim = "similarity not measured" if d is None else f"{d:.1%} of the words split"
-    if gain is not None:
-        sim += f", embedding probe {gain:+.3f} against a bag of words"
-    return Decision(value, f"{size}, {sim}: {why} (the CS231n transfer-learning table)",
-                    "transfer.table")
+    return _table_decision(ctx, _TEXT_TABLE, _text_similar(ctx), "texts",
+                           "{:.1%} of the words split",
+                           "embedding probe {:+.3f} against a bag of words")
 
 
 def text_keep_rule(ctx: Ctx) -> Decision:
