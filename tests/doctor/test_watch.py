@@ -105,12 +105,12 @@ def test_a_user_rnn_gets_preflight_and_live_checks_without_false_alarms():
 
 
 def test_a_nan_row_in_a_user_loop_is_reported_once_before_training():
+    x, y = _data()
+    x[7, 1] = float("nan")
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2))
     opt, loss_fn = torch.optim.Adam(model.parameters(), 1e-3), nn.CrossEntropyLoss()
     doctor = Doctor(model, loss_fn=loss_fn, optimizer=opt, sample_every=1)
-    x, y = _data()
-    x[7, 1] = float("nan")
     assert [f.code for f in doctor.preflight(x, y, task="multiclass")] == ["nan_loss"]
     _train(doctor, model, loss_fn, opt, x, y, epochs=1)
     assert doctor.monitor.findings[0].code == "nan_loss"  # the live monitor saw it too...
@@ -147,19 +147,18 @@ def test_after_training_names_overfitting_with_the_epoch_where_the_curves_part()
         == "info"
 
 
-def test_after_training_finds_underfitting_against_the_baseline_the_preflight_measured():
-    """Weight decay 3 (Adam's coupled L2) pins the weights near zero: the losses stay at
-    ln 2, what predicting the class shares scores, and the pre-flight measured that."""
+def _fit(weight_decay, x, y, n_train, epochs):
+    """A 6-32-2 MLP trained with Adam 1e-2 on the first ``n_train`` rows under a Doctor
+    (pre-flight on them; ``end_epoch`` with the full training and validation losses)."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2))
-    opt, loss_fn = torch.optim.Adam(model.parameters(), 1e-2, weight_decay=3.0), \
-        nn.CrossEntropyLoss()
+    opt = torch.optim.Adam(model.parameters(), 1e-2, weight_decay=weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
     doctor = Doctor(model, loss_fn=loss_fn, optimizer=opt, sample_every=1000)
-    x, y = _data()
-    doctor.preflight(x, y, task="multiclass")
-    tr, va = slice(0, 192), slice(192, None)
-    for _ in range(8):
-        for i in range(0, 192, 32):
+    tr, va = slice(0, n_train), slice(n_train, None)
+    doctor.preflight(x[tr], y[tr], task="multiclass")
+    for _ in range(epochs):
+        for i in range(0, n_train, 32):
             loss = loss_fn(model(x[tr][i:i + 32]), y[tr][i:i + 32])
             opt.zero_grad()
             loss.backward()
@@ -168,6 +167,14 @@ def test_after_training_finds_underfitting_against_the_baseline_the_preflight_me
         with torch.no_grad():
             doctor.end_epoch(loss_fn(model(x[tr]), y[tr]).item(),
                              loss_fn(model(x[va]), y[va]).item())
+    return doctor, model
+
+
+def test_after_training_finds_underfitting_against_the_baseline_the_preflight_measured():
+    """Weight decay 3 (Adam's coupled L2) pins the weights near zero: the losses stay at
+    ln 2, what predicting the class shares scores, and the pre-flight measured that."""
+    x, y = _data()
+    doctor, _ = _fit(3.0, x, y, 192, 8)
     found = {f.code: f for f in doctor.after_training(val_rows=64)}
     assert "underfitting" in found
     share = (y == 1).float().mean().item()
@@ -177,22 +184,7 @@ def test_after_training_finds_underfitting_against_the_baseline_the_preflight_me
 
 
 def test_after_training_is_quiet_on_a_healthy_loop_and_judges_the_split_only_when_told():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2))
-    opt, loss_fn = torch.optim.Adam(model.parameters(), 1e-2), nn.CrossEntropyLoss()
-    doctor = Doctor(model, loss_fn=loss_fn, optimizer=opt, sample_every=1000)
-    x, y = _data()
-    doctor.preflight(x, y, task="multiclass")
-    for _ in range(12):
-        for i in range(0, 192, 32):
-            loss = loss_fn(model(x[i:i + 32]), y[i:i + 32])
-            opt.zero_grad()
-            loss.backward()
-            doctor.after_backward(loss)
-            opt.step()
-        with torch.no_grad():
-            doctor.end_epoch(loss_fn(model(x[:192]), y[:192]).item(),
-                             loss_fn(model(x[192:]), y[192:]).item())
+    doctor, _ = _fit(0.0, *_data(), 192, 12)
     assert doctor.after_training() == []  # the validation size unknown: not judged
     small = doctor.after_training(val_rows=12)
     assert [(f.code, f.severity) for f in small] == [("noisy_validation", "warning")]
@@ -211,22 +203,8 @@ def test_after_training_flags_validation_labels_the_trained_model_firmly_rejects
     x = torch.randn(600, 6, generator=g)
     y = (x[:, 0] + x[:, 1] > 0).long()
     x[:, 0] += torch.where(y == 1, 1.0, -1.0)  # a margin between the classes
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2))
-    opt, loss_fn = torch.optim.Adam(model.parameters(), 1e-2), nn.CrossEntropyLoss()
-    doctor = Doctor(model, loss_fn=loss_fn, optimizer=opt, sample_every=1000)
-    tr, va = slice(0, 400), slice(400, None)
-    doctor.preflight(x[tr], y[tr], task="multiclass")
-    for _ in range(10):
-        for i in range(0, 400, 32):
-            loss = loss_fn(model(x[tr][i:i + 32]), y[tr][i:i + 32])
-            opt.zero_grad()
-            loss.backward()
-            doctor.after_backward(loss)
-            opt.step()
-        with torch.no_grad():
-            doctor.end_epoch(loss_fn(model(x[tr]), y[tr]).item(),
-                             loss_fn(model(x[va]), y[va]).item())
+    doctor, model = _fit(0.0, x, y, 400, 10)
+    va = slice(400, None)
     with torch.no_grad():
         probs = torch.softmax(model(x[va]), 1)
     flipped = torch.randperm(200, generator=g)[:20]
