@@ -886,7 +886,6 @@ def run_own_loop(s: Samples, net: dict[str, Any], max_epochs: int, seed: int = 0
     x = (x - mean) / std
     net = dict(net)
     bad_rows, gamma = net.pop("nan_rows", 0), net.pop("lr_gamma", 1.0)
-    y_val = y[va]
     if bad_rows:  # a loader that hands NaN on to the network for a few training rows
         x = x.clone()
         x[tr[torch.randperm(n_tr, generator=gen)[:bad_rows]], 0] = math.nan
@@ -915,13 +914,13 @@ def run_own_loop(s: Samples, net: dict[str, Any], max_epochs: int, seed: int = 0
             model.eval()
             with torch.no_grad():
                 out = model(x[va])
-                doctor.end_epoch(total / n_tr, loss_fn(out, y_val).item(),
-                                 accuracy=(out.argmax(1) == y_val).float().mean().item())
+                doctor.end_epoch(total / n_tr, loss_fn(out, y[va]).item(),
+                                 accuracy=(out.argmax(1) == y[va]).float().mean().item())
             if schedule is not None:
                 schedule.step()
         with torch.no_grad():
             probs = torch.softmax(model(x[va]), 1)
-        doctor.after_training(val_labels=y_val, val_probs=probs)
+        doctor.after_training(val_labels=y[va], val_probs=probs)
         doctor.close()
         with torch.no_grad():
             acc = (model(x[te]).argmax(1) == y[te]).float().mean().item()

@@ -78,6 +78,11 @@ class PreflightEvidence:
     gain_se: float | None = None         # standard error of the per-row (zeroed - real) gain
     real_train_drop: float | None = None  # share by which the real-input training loss fell
 
+    @property
+    def nan_at_init(self) -> bool:
+        """The loss before any step is NaN or infinite."""
+        return self.initial_loss is not None and not math.isfinite(self.initial_loss)
+
 
 def run_preflight(model: nn.Module, loss_fn: nn.Module, make_optimizer: OptimizerFactory,
                   x: Tensor, y: Tensor, **options: Any) -> list[Finding]:
@@ -121,8 +126,7 @@ def measure_preflight(model: nn.Module, loss_fn: nn.Module, make_optimizer: Opti
 def check_preflight(ev: PreflightEvidence) -> list[Finding]:
     """Every rule; but once the loss at init is not finite, the checks that train or compare
     losses have nothing to judge, so only the NaN itself and missing gradients are told."""
-    nan_at_init = ev.initial_loss is not None and not math.isfinite(ev.initial_loss)
-    rules = (nan_loss_at_init, no_gradient) if nan_at_init else RULES
+    rules = (nan_loss_at_init, no_gradient) if ev.nan_at_init else RULES
     return [f for rule in rules if (f := rule(ev)) is not None]
 
 
@@ -133,8 +137,8 @@ def bad_initial_loss(ev: PreflightEvidence, *, high_ratio: float = 3.0) -> Findi
     for C balanced classes, var(y)+mean(y)² for MSE): the outputs start large and confident.
     Three times leaves room for ordinary random init (about 1-1.5 times) while a scale
     error (weights ×10 and more, a summed loss) lands far above it."""
-    if ev.initial_loss is None or not ev.expected_loss or ev.expected_loss <= 0 \
-            or not math.isfinite(ev.initial_loss):  # not finite: nan_loss_at_init
+    if ev.initial_loss is None or ev.nan_at_init or not ev.expected_loss \
+            or ev.expected_loss <= 0:  # not finite: nan_loss_at_init speaks
         return None
     ratio = ev.initial_loss / ev.expected_loss
     if ratio <= high_ratio:
@@ -165,7 +169,7 @@ _NEUTRAL_WORDS = {"binary": "probability ½ for every row, ln 2",
 def nan_loss_at_init(ev: PreflightEvidence) -> Finding | None:
     """The loss of the untrained network is already NaN or infinite: before any step, so
     the learning rate is not the cause; the inputs, the targets or the loss are."""
-    if ev.initial_loss is None or math.isfinite(ev.initial_loss):
+    if not ev.nan_at_init:
         return None
     where = [f"{n} {what}" for n, what in ((ev.non_finite_inputs, "input rows"),
                                           (ev.non_finite_targets, "targets")) if n]
@@ -188,8 +192,7 @@ def nan_loss_at_init(ev: PreflightEvidence) -> Finding | None:
 def no_gradient(ev: PreflightEvidence) -> Finding | None:
     """A trainable parameter gets a gradient that is missing, all zero, or not finite (not
     counted when the loss itself is not finite: nan_loss_at_init speaks for that)."""
-    nan_at_init = ev.initial_loss is not None and not math.isfinite(ev.initial_loss)
-    bad = ev.no_grad + ev.zero_grad + ([] if nan_at_init else ev.bad_grad)
+    bad = ev.no_grad + ev.zero_grad + ([] if ev.nan_at_init else ev.bad_grad)
     if not bad:
         return None
     shown = ", ".join(bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")

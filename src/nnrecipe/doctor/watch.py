@@ -45,7 +45,6 @@ class Doctor:
         self._state = TrainState(model=model, optimizer=optimizer, plan=None, max_epochs=0)
         self._preflight: PreflightEvidence | None = None
         self._after: list[Finding] = []
-        self._metric_name = metric_name
         self.monitor.on_train_begin(self._state)
         self.monitor.before_step(self._state)  # arm the hooks for the first forward pass
 
@@ -121,7 +120,7 @@ class Doctor:
         history = self.monitor.history
         train = [h.get("train_loss", math.nan) for h in history]
         val = [h["val_loss"] for h in history if "val_loss" in h]
-        name = self._metric_name
+        name = self.monitor.metric_name
         metric = [h.get(f"val_{name}") for h in history] if name else None
         context: dict[str, Any] = {"train.early_stopping.patience": early_stopping_patience}
         if self.optimizer is not None:
