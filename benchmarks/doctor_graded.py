@@ -591,9 +591,13 @@ FAULTS: dict[str, PlantsByKind] = {
                                 _same, _sgd(0.01, **{"model.init_scale": k,
                                                      "model.hidden_layers": 2}, **NO_BN))
                           for k in (0.05, 0.04, 0.03))),
-        **{kind: grades(*(Plant(f"plain sgd lr={lr}", _same, _sgd(lr))
-                          for lr in (1e-3, 3e-4, 1e-4)))
-           for kind in ("image", "series")},
+        "image": grades(*(Plant(f"plain sgd lr={lr}", _same, _sgd(lr))
+                          for lr in (1e-3, 3e-4, 1e-4))),
+        # plain SGD even at 1e-4, the bottom of its range, reaches 0.96 on the sequences;
+        # Adam near the bottom of its own range (1e-5) is what leaves them unlearned
+        "series": grades(*(Plant(f"adam lr={lr:g}", _same,
+                                 {"optimizer.name": "adam", "optimizer.lr": lr})
+                           for lr in (1e-4, 3e-5, 1e-5))),
     },
     # ---- after training -------------------------------------------------------------------------
     "overfitting": {

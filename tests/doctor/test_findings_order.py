@@ -105,3 +105,14 @@ def test_overshooting_steps_explain_the_relus_they_knock_dead():
     # dead units with a calm loss (a bias started far negative) stay first on their own
     assert [f.code for f in sort_findings([dead, _f("overfitting", "warning")])][0] == \
         "dead_relu"
+
+
+def test_inputs_without_signal_explain_a_network_that_looks_held_back_or_too_slow():
+    """Shuffled labels: the pre-flight's no_signal names the illness; the curves alone
+    read as slow convergence or underfitting, and those follow it."""
+    slow = _f("slow_convergence", "warning", epoch=12)
+    under = _f("underfitting", "warning")
+    nothing = _f("no_signal", "warning")
+    got = sort_findings([slow, under, nothing])
+    assert [f.code for f in got] == ["no_signal", "slow_convergence", "underfitting"]
+    assert got[0].evidence["explains"] == "slow_convergence, underfitting"

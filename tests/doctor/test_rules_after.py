@@ -18,6 +18,7 @@ from nnrecipe.doctor.rules.after import (
     memorised,
     noisy_validation,
     overfitting,
+    stopped_before_learning,
     underfitting,
 )
 from nnrecipe.plan import KEYS, validate_overrides
@@ -38,7 +39,8 @@ def _ev(train=HEALTHY_TRAIN, val=HEALTHY_VAL, n_val=2000, baseline=0.69, metric=
 
 def test_a_healthy_run_has_no_after_findings():
     assert check_after(_ev()) == []
-    assert [r.__name__ for r in RULES] == ["overfitting", "memorised", "underfitting",
+    assert [r.__name__ for r in RULES] == ["overfitting", "memorised",
+                                           "stopped_before_learning", "underfitting",
                                            "behind_a_linear_model", "noisy_validation"]
 
 
@@ -128,6 +130,39 @@ def test_a_linear_model_gets_a_hidden_layer():
 ])
 def test_learning_well_below_the_baseline_is_not_underfitting(train, val, baseline):
     assert underfitting(_ev(train, val, baseline=baseline)) is None
+
+
+# ------------------------------------------------------- stopped before learning (too slow)
+
+# Adam at 3e-5 on 300 labelled sequences (3 classes, baseline ln 3 = 1.0986): the training
+# loss (dropout on) still falling, the validation loss rising from epoch 1 while BatchNorm's
+# running statistics settle, and patience 5 ending the run at epoch 6
+SLOW_TRAIN = [1.742, 1.631, 1.465, 1.610, 1.553, 1.359]
+SLOW_VAL = [1.115, 1.275, 1.317, 1.282, 1.251, 1.220]
+
+
+def test_a_run_that_ends_near_the_baseline_while_still_falling_converged_too_slowly():
+    ev = _ev(SLOW_TRAIN, SLOW_VAL, baseline=math.log(3), task="multiclass", metric=None,
+             **{"optimizer.lr": 3e-5})
+    f = stopped_before_learning(ev)
+    assert (f.code, f.severity, f.epoch) == ("slow_convergence", "warning", 6)
+    assert f.evidence["train_gain_last_epochs"] == pytest.approx(1 - 1.359 / 1.465, rel=1e-3)
+    assert f.fix == {"optimizer.lr": pytest.approx(3e-4)}
+    validate_overrides(f.fix)
+    # too slow, not held back: underfitting stays quiet, and so does the linear yardstick
+    assert underfitting(ev) is None
+    assert [x.code for x in check_after(ev)] == ["slow_convergence"]
+
+
+@pytest.mark.parametrize("train,val", [
+    ([0.693, 0.680, 0.672, 0.668, 0.666, 0.665],           # flat near the baseline:
+     [0.692, 0.682, 0.675, 0.671, 0.669, 0.668]),          # underfitting's case
+    (HEALTHY_TRAIN, HEALTHY_VAL),                          # learned
+    ([0.69, 0.55, 0.45, 0.38, 0.30, 0.25],                 # training rows memorised,
+     [0.69, 0.70, 0.71, 0.72, 0.73, 0.74]),                # nothing to learn on validation
+])
+def test_flat_learned_or_memorising_runs_are_not_too_slow(train, val):
+    assert stopped_before_learning(_ev(train, val, baseline=0.69)) is None
 
 
 # ------------------------------------------------------------------- memorised (the gap)

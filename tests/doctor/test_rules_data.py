@@ -300,3 +300,41 @@ def test_images_get_the_data_checks_shared_samples_and_a_leaking_pixel(tmp_path)
     assert "too_many_parameters" not in codes and "model.width" not in prep.plan
     overlap = prep.profile.splits["duplicates_across_splits"]
     assert overlap["val_rows_also_in_train"] > 0.5 * overlap["val_rows"]
+
+
+# ---- too_many_parameters on a convnet (parameters per input value) ----------------------------
+def _digits_npz(path, n: int, classes: int = 10):
+    digits = datasets.load_digits()
+    keep = np.flatnonzero(digits.target < classes)[:n]
+    np.savez(path, x=digits.images[keep], y=digits.target[keep])
+    return path
+
+
+def test_a_convnet_with_far_more_parameters_than_input_values_is_too_big(tmp_path):
+    """32 filters on 80 digit images (56 training images of 64 values): 65,834 parameters,
+    18 per input value; the fix halves the filters until the network fits 10 per value."""
+    prep = prepare_any(_digits_npz(tmp_path / "d.npz", 80), None, overrides={"model.filters": 32})
+    f = rules.too_many_parameters(DataEvidence(prep.profile, prep.plan, {}, {}))
+    assert (f.code, f.severity) == ("too_many_parameters", "warning")
+    n_train = prep.profile.splits["train"]
+    assert f.evidence["values_per_sample"] == 64
+    assert f.evidence["parameters"] == sum(p.numel() for p in prep.model.parameters())
+    assert f.evidence["parameters_per_value"] == pytest.approx(
+        f.evidence["parameters"] / (n_train * 64), rel=1e-3)
+    assert f.evidence["parameters_per_value"] > 10
+    fixed = prepare_any(tmp_path / "d.npz", None, overrides=f.fix)
+    assert f.fix["model.filters"] < 32
+    assert rules.too_many_parameters(DataEvidence(fixed.profile, fixed.plan, {}, {})) is None
+
+
+def test_the_default_convnet_is_not_too_big_and_shrinks_its_filters_for_tiny_sets(tmp_path):
+    """The plan sizes filters under the doctor's limit: 600 digit images keep 16 filters
+    (well under the limit); 30 images of 0 and 1 (21 training) get fewer, with the reason,
+    and the doctor stays quiet on both."""
+    for n, classes, filters in ((600, 10, 16), (30, 2, 8)):
+        prep = prepare_any(_digits_npz(tmp_path / f"d{n}.npz", n, classes), None)
+        assert prep.plan["model.filters"] == filters
+        assert rules.too_many_parameters(DataEvidence(prep.profile, prep.plan, {}, {})) is None
+        reason = prep.plan.derived["model.parameters"].reason
+        assert "per input value" in reason and "in proportion" in reason
+    assert "halved from 16" in prep.plan.decisions["model.filters"].reason

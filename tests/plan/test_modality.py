@@ -6,7 +6,9 @@ import pytest
 
 from nnrecipe.data.profile import DataProfile
 from nnrecipe.errors import PlanError
+from nnrecipe.models.cnn import build_cnn
 from nnrecipe.plan import make_plan
+from nnrecipe.plan.sizing import conv_parameters
 
 
 def _profile(modality: str, task: str = "multiclass", **inputs) -> DataProfile:
@@ -81,3 +83,26 @@ def test_only_tables_get_an_ensemble():
     with pytest.raises(PlanError, match="model.ensemble"):
         make_plan(_profile("image", spatial=[8, 8], side=8, channels=1), 1000,
                   {"model.ensemble": 3})
+
+
+def test_conv_parameters_counts_what_build_cnn_builds():
+    """The plan's closed-form count of a convnet's trainable parameters (it sizes filters
+    before any network exists) against the network itself."""
+    for dims, channels, size, blocks, filters, n_out in ((2, 1, (8, 8), 2, 16, 10),
+                                                         (1, 1, (40,), 3, 32, 3),
+                                                         (2, 3, (32, 32), 3, 8, 1)):
+        net = build_cnn(dims=dims, in_channels=channels, input_size=size, n_outputs=n_out,
+                        blocks=blocks, filters=filters)
+        assert sum(p.numel() for p in net.parameters()) == conv_parameters(
+            channels=channels, dims=dims, blocks=blocks, filters=filters, n_outputs=n_out)
+
+
+def test_filters_shrink_when_the_samples_hold_too_few_values():
+    """Sequences of 40 steps: 1,000 training samples keep 16 filters; 40 samples (1,600
+    values, under a tenth of 16 filters' 24,499 parameters) get 8, then 4 at the least."""
+    seq = {"spatial": [40], "channels": 1}
+    assert make_plan(_profile("sequence", **seq), 1000)["model.filters"] == 16
+    small = make_plan(_profile("sequence", **seq), 40)
+    assert small["model.filters"] == 8
+    assert small.decisions["model.filters"].rule == "model.filters_by_data"
+    assert make_plan(_profile("sequence", **seq), 3)["model.filters"] == 4

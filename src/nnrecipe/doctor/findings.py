@@ -107,6 +107,9 @@ EXPLAINS: dict[str, tuple[str, ...]] = {
     "lr_out_of_range": (*_FAILS_TO_LEARN, "slow_convergence"),
     "loss_activation_mismatch": (*_FAILS_TO_LEARN, "bad_initial_loss"),
     "no_gradient": _FAILS_TO_LEARN,
+    # inputs that say nothing about the target: a network that learns nothing from them
+    # looks, from its curves alone, held back or too slow
+    "no_signal": ("slow_convergence", "underfitting"),
     "bad_initial_loss": ("cannot_overfit_batch",),
     "nan_loss": _FAILS_TO_LEARN,
     "exploding_gradients": (*_FAILS_TO_LEARN, "loss_divergence", "loss_oscillation",

@@ -30,6 +30,7 @@ from ..models.build import build_network
 from ..plan.network_rules import compose_rules
 from ..plan.rules import add_parameter_count, make_plan
 from ..plan.schema import Plan
+from ..plan.sizing import values_per_sample
 from ..runs import atomic_write_bytes
 from ..timing import stage
 from ..train import predict_batches, target_tensor
@@ -234,7 +235,8 @@ class SampleModality(Modality):
 
     def _finish(self, prep: Prepared, the_plan: Plan, enc: SampleEncoder) -> Prepared:
         model = self.build(the_plan, enc, prep.pretrained)
-        the_plan = add_parameter_count(the_plan, n_trainable(model), prep.n_train)
+        the_plan = add_parameter_count(the_plan, n_trainable(model), prep.n_train,
+                                       values_per_sample(the_plan, prep.profile.inputs))
         return prep.with_(plan=the_plan, preprocessor=enc, model=model,
                           augment=self.augment(the_plan),
                           order=self.order(prep.data, prep.splits, the_plan))

@@ -30,6 +30,7 @@ from ..models import outputs_to_predictions
 from ..models.ensemble import ensemble_size
 from ..models.pretrained import Unfreeze
 from ..plan import Decision, Plan, add_parameter_count, make_plan
+from ..plan.sizing import values_per_sample
 from ..runs import RUN_FILES, atomic_write_json
 from ..timing import stage
 from ..train import History, distributed, make_loss, make_optimizer, predict_batches, predict_stream
@@ -234,7 +235,8 @@ def _apply_fix(out: TrainOutcome, prep: Prepared, overrides: dict, fix: dict,
     if not keep:
         out.model = prep.modality.build(plan, prep.preprocessor, prep.pretrained)
     n_params = sum(p.numel() for p in out.model.parameters() if p.requires_grad)
-    out.plan = add_parameter_count(plan, n_params, n_train)
+    out.plan = add_parameter_count(plan, n_params, n_train,
+                                   values_per_sample(plan, prep.profile.inputs))
     out.repairs.append({
         "attempt": len(out.repairs) + 1, "finding": symptom.code, "title": symptom.title,
         "evidence": symptom.evidence, "epoch": symptom.epoch, "change": fix,

@@ -19,6 +19,7 @@ from ..data.profile import DataProfile
 from ..errors import PlanError
 from ..train import devices, distributed, optimizers, schedules, streams
 from .schema import Decision, Plan, validate_overrides
+from .sizing import MAX_PARAMETERS_PER_VALUE
 
 __all__ = ["make_plan", "add_parameter_count", "RULES", "INIT_FOR_ACTIVATION",
            "ensemble_rule", "patience_rule"]
@@ -577,19 +578,32 @@ def _optimizer_problems(ctx: Ctx, given: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def add_parameter_count(plan: Plan, n_params: int, n_train: int) -> Plan:
+def add_parameter_count(plan: Plan, n_params: int, n_train: int,
+                        values_per_sample: int | None = None) -> Plan:
     """Compare the built network's size with the data: the ratio of parameters to training
-    rows says whether to expect overfitting or underfitting."""
-    ratio = n_params / max(n_train, 1)
-    if ratio > 10:
-        advice = ("far more parameters than rows: expect overfitting; dropout, early stopping "
-                  "and weight decay hold it back, and a smaller network (width, filters or "
-                  "blocks) is the first thing to try")
-    elif ratio < 0.01 and n_train >= 10_000:
+    rows says whether to expect overfitting or underfitting. A convnet (give
+    ``values_per_sample``: channels × positions) reuses its weights at every position, so
+    its data is counted in input values, against ``MAX_PARAMETERS_PER_VALUE``."""
+    if values_per_sample:
+        values = n_train * values_per_sample
+        per = n_params / max(values, 1)
+        size = (f"{n_params:,} trainable parameters for {n_train:,} training samples of "
+                f"{values_per_sample:,} values ({per:.2g} per input value)")
+        over = per > MAX_PARAMETERS_PER_VALUE
+        rule = "model.parameters_vs_values"
+    else:
+        per = n_params / max(n_train, 1)
+        size = (f"{n_params:,} trainable parameters for {n_train:,} training rows "
+                f"({per:.2g} per row)")
+        over = per > 10
+        rule = "model.parameters_vs_rows"
+    if over:
+        advice = ("far more parameters than the data holds: expect overfitting; dropout, early "
+                  "stopping and weight decay hold it back, and a smaller network (width, "
+                  "filters or blocks) is the first thing to try")
+    elif not values_per_sample and per < 0.01 and n_train >= 10_000:
         advice = ("a small network for this much data: it may underfit; more width or depth "
                   "can be afforded")
     else:
         advice = "in proportion to the data"
-    return plan.with_derived("model.parameters", Decision(
-        n_params, f"{n_params:,} trainable parameters for {n_train:,} training rows "
-        f"({ratio:.2g} per row): {advice}", "model.parameters_vs_rows"))
+    return plan.with_derived("model.parameters", Decision(n_params, f"{size}: {advice}", rule))

@@ -4,6 +4,7 @@ the way a practitioner would.
     train falls, validation rises for several epochs   → overfitting
     training rows scored 10x better than validation    → overfitting (the gap)
     train stays near the input-free baseline, val ≈ train → underfitting
+    both near the baseline, train still falling at the end → slow_convergence
     a linear model gets much further on the same rows    → underfitting (flat at the end),
                                                            slow_convergence (still falling)
     too few validation rows, or epoch-to-epoch jitter
@@ -28,7 +29,7 @@ from .live import best_gain
 
 __all__ = ["AfterEvidence", "RULES", "behind_a_linear_model", "check_after",
            "find_label_issues", "label_issues_if_learned", "memorised", "overfitting",
-           "underfitting", "noisy_validation"]
+           "stopped_before_learning", "underfitting", "noisy_validation"]
 
 CLASSIFICATION = ("binary", "multiclass")
 
@@ -162,13 +163,57 @@ def memorised(ev: AfterEvidence, *, ratio: float = 10.0, min_share: float = 0.01
         REGULARISE, _regularised(ev) or None, severity="info" if patience else None)
 
 
+def stopped_before_learning(ev: AfterEvidence, *, near_baseline: float = 0.9,
+                            window: int = 3, min_gain: float = 0.03) -> Finding | None:
+    """Training ended (early stopping or the epoch cap) with neither loss past
+    ``near_baseline`` × the input-free baseline (the best validation loss, and the lowest
+    training loss) while the training loss was still falling: its best of the last
+    ``window`` epochs beat the best before by at least ``min_gain`` (relative). The network
+    had not got anywhere, but not for lack of capacity (the underfitting curve is flat):
+    its steps are too small, so ``slow_convergence``. Seen with Adam at 3e-5 on a small
+    convnet: the training loss fell from 1.74 to 1.36 in six epochs, the validation loss
+    (in eval mode, BatchNorm's running statistics still settling) rose from 1.12 at
+    epoch 1, and patience 5 stopped the run with the weights of epoch 1, at chance."""
+    train, val = _finite(ev.train_loss), _finite(ev.val_loss)
+    base = ev.baseline_loss
+    if train is None or len(train) <= window or not base or not math.isfinite(base):
+        return None
+    if min(train) < near_baseline * base or (val is not None and min(val) < near_baseline * base):
+        return None
+    gain = best_gain(train, window)
+    if gain < min_gain:
+        return None  # flat: the underfitting rule's case
+    lr = _ctx(ev, "optimizer.lr", None)
+    evidence = {"baseline_loss": base, "best_train_loss": min(train),
+                "best_val_loss": min(val) if val is not None else "",
+                "train_gain_last_epochs": gain, "window": window,
+                "lr": lr if lr is not None else "unknown"}
+    return make_finding(
+        "slow_convergence", evidence,
+        f"Training ended at epoch {len(train)} with the training loss still falling "
+        f"({gain:.0%} in its last {window} epochs) but no loss yet below "
+        f"{near_baseline:.0%} of what predicting the "
+        f"{'class shares' if ev.task in CLASSIFICATION else 'mean'} scores ({base:.4g}): the "
+        "network was learning, in steps too small to get anywhere before training stopped.",
+        ["Raise the learning rate (an LR range test finds the largest stable one).",
+         "If the validation loss rose at first and early stopping ended the run, a higher "
+         "rate is still the fix: the first epochs then move the weights far enough to "
+         "show."],
+        {"optimizer.lr": lr * 10} if isinstance(lr, int | float) and lr > 0 else None,
+        epoch=len(train))
+
+
 def underfitting(ev: AfterEvidence, *, near_baseline: float = 0.8,
                  max_gap: float = 0.1) -> Finding | None:
     """The final training loss is above ``near_baseline`` × the input-free baseline and
     validation is within ``max_gap`` (relative) of it: the network learned little beyond
-    the class priors / the mean, and it is not a generalisation problem."""
+    the class priors / the mean, and it is not a generalisation problem. Quiet where
+    :func:`stopped_before_learning` speaks (the loss was still falling: too slow, not held
+    back)."""
     train = _finite(ev.train_loss)
     if train is None or not ev.baseline_loss or not math.isfinite(ev.baseline_loss):
+        return None
+    if stopped_before_learning(ev) is not None:
         return None
     final = train[-1]
     if final <= near_baseline * ev.baseline_loss:
@@ -219,15 +264,16 @@ def behind_a_linear_model(ev: AfterEvidence, *, share: float = 0.7, window: int 
     the last ``window`` epochs (by ``min_gain`` relative) means training stopped on the
     epoch cap while learning slowly (``slow_convergence``: a higher rate, more epochs); a
     flat one, an early stop, means the network cannot get further (``underfitting``: less
-    regularisation, more capacity). Quiet where the near-baseline rule above already
-    speaks, and for runs shorter than ``min_epochs`` (the ``doctor`` command's probe, a
+    regularisation, more capacity). Quiet where the near-baseline rules above already
+    speak, and for runs shorter than ``min_epochs`` (the ``doctor`` command's probe, a
     quick look): too short to say which."""
     ref = ev.reference
     train, val = _finite(ev.train_loss), _finite(ev.val_loss)
     base = ev.baseline_loss
     if not ref or train is None or val is None or not base or not math.isfinite(base):
         return None
-    if len(val) < min_epochs or underfitting(ev) is not None:
+    if len(val) < min_epochs or underfitting(ev) is not None \
+            or stopped_before_learning(ev) is not None:
         return None
     net_val = min(val)
     closed = {}
@@ -322,7 +368,8 @@ def noisy_validation(ev: AfterEvidence, *, min_rows: int = 100, warn_rows: int =
 
 
 RULES: tuple[Callable[[AfterEvidence], Finding | None], ...] = (
-    overfitting, memorised, underfitting, behind_a_linear_model, noisy_validation)
+    overfitting, memorised, stopped_before_learning, underfitting, behind_a_linear_model,
+    noisy_validation)
 
 
 def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, row_ids: list, *,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ...data.profile import DataProfile
 from ...plan.schema import Plan
+from ...plan.sizing import MAX_PARAMETERS_PER_VALUE, conv_parameters, values_per_sample
 from ..findings import Finding, make_finding
 
 __all__ = ["DataEvidence", "RULES", "check_data", "missing_values", "constant_feature",
@@ -267,9 +268,12 @@ def too_many_parameters(ev: DataEvidence, *, max_per_row: float = 10.0,
     """More than ``max_per_row`` trainable parameters per training row: the network can
     memorise the training split long before it learns anything that generalises.
 
-    Judged for networks of dense layers (the plan has ``model.width``): a convnet shares
-    its weights across every position of a sample, so its parameters per sample do not
-    measure what it can memorise, and the count would alarm on healthy image runs."""
+    A convnet trained from scratch shares its weights across every position of a sample,
+    so its data is counted in input values (channels × positions) and judged against
+    ``MAX_PARAMETERS_PER_VALUE`` (:func:`_convnet_too_big`), the limit the plan sizes its
+    filters under."""
+    if values_per_sample(ev.plan, ev.profile.inputs or {}) is not None:
+        return _convnet_too_big(ev)
     if not all(k in ev.plan for k in ("model.parameters", "model.width",
                                       "model.hidden_layers", "data.n_inputs")):
         return None
@@ -298,6 +302,47 @@ def too_many_parameters(ev: DataEvidence, *, max_per_row: float = 10.0,
          "Weight decay (optimizer.weight_decay) holds weights small; more training data is the "
          "surest cure."],
         fix or None)
+
+
+def _convnet_too_big(ev: DataEvidence) -> Finding | None:
+    """A scratch convnet with more than ``MAX_PARAMETERS_PER_VALUE`` trainable parameters
+    per input value of its training samples. Fix: the most filters (halving) whose network
+    fits the limit, as the plan's own filters rule chooses them."""
+    plan, inputs = ev.plan, ev.profile.inputs
+    if "model.parameters" not in plan:
+        return None
+    n_params, n_train = plan["model.parameters"], _n_train(ev.profile)
+    per_sample = values_per_sample(plan, inputs) or 1
+    values = n_train * per_sample
+    ratio = n_params / max(values, 1)
+    if ratio <= MAX_PARAMETERS_PER_VALUE:
+        return None
+    fix = None
+    if plan["model.filters"] > 4:
+        shape = {"channels": int(inputs.get("channels", 1)),
+                 "dims": len(inputs.get("spatial") or [0, 0]), "blocks": plan["model.blocks"],
+                 "n_outputs": plan["model.n_outputs"], "kernel": plan["model.kernel"]}
+        f = plan["model.filters"] // 2
+        while f > 4 and conv_parameters(filters=f, **shape) > MAX_PARAMETERS_PER_VALUE * values:
+            f //= 2
+        fix = {"model.filters": f}
+    evidence = {"parameters": n_params, "train_samples": n_train,
+                "values_per_sample": per_sample, "parameters_per_value": ratio,
+                "max_per_value": MAX_PARAMETERS_PER_VALUE, "model.filters": plan["model.filters"],
+                "model.blocks": plan["model.blocks"]}
+    return make_finding(
+        "too_many_parameters", evidence,
+        f"The convnet has {n_params:,} trainable parameters for {n_train:,} training samples "
+        f"of {per_sample:,} values each: {ratio:,.1f} parameters per input value, more than "
+        f"{MAX_PARAMETERS_PER_VALUE:g} (parameters and data should be of the same order of "
+        "magnitude: Karpathy). It can memorise the training samples, so expect the "
+        "validation loss to part from the training loss early.",
+        ["Use fewer filters (model.filters), then fewer blocks.",
+         "Augmentation multiplies the samples the network sees; early stopping restores the "
+         "best validation checkpoint.",
+         "With few images, start from a pretrained network (--pretrained): its weights come "
+         "from other data, so the few samples here train only what is new."],
+        fix)
 
 
 Rule = Callable[[DataEvidence], Finding | None]
