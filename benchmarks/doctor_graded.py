@@ -1162,8 +1162,8 @@ def _grid(records: list[dict[str, Any]], codes: list[str], args: argparse.Namesp
         "", "✓ found first · c found behind the out-of-range learning rate that caused it (the "
         "plant set the rate) · ~ found, not first · i reported only below warning · ✗ missed · "
         "n/a the fault cannot arise in that kind · blank: not run. The scale check reads "
-        "table columns only, and too_many_parameters judges dense networks only (a convnet "
-        "shares its weights across positions), so it is not judged on images or sequences. "
+        "table columns only. too_many_parameters counts a dense network's data in rows and "
+        "a convnet's in input values (it reuses its weights at every position). "
         "auto-fix: + the repaired run scored better."]
 
 
