@@ -95,14 +95,3 @@ def test_conv_parameters_counts_what_build_cnn_builds():
                         blocks=blocks, filters=filters)
         assert sum(p.numel() for p in net.parameters()) == conv_parameters(
             channels=channels, dims=dims, blocks=blocks, filters=filters, n_outputs=n_out)
-
-
-def test_filters_shrink_when_the_samples_hold_too_few_values():
-    """Sequences of 40 steps: 1,000 training samples keep 16 filters; 40 samples (1,600
-    values, under a tenth of 16 filters' 24,499 parameters) get 8, then 4 at the least."""
-    seq = {"spatial": [40], "channels": 1}
-    assert make_plan(_profile("sequence", **seq), 1000)["model.filters"] == 16
-    small = make_plan(_profile("sequence", **seq), 40)
-    assert small["model.filters"] == 8
-    assert small.decisions["model.filters"].rule == "model.filters_by_data"
-    assert make_plan(_profile("sequence", **seq), 3)["model.filters"] == 4

@@ -13,12 +13,10 @@ from __future__ import annotations
 import math
 
 from .rules import Ctx, Decision, Rule, patience_rule
-from .sizing import MAX_PARAMETERS_PER_VALUE, conv_parameters, input_values
 from .transfer import transfer_rules
 
 __all__ = ["CONV_RULES", "RNN_RULES", "compose_rules", "const", "dropout_rule",
            "grad_clip_rule"]
-
 
 
 def const(value, reason: str, rule: str) -> Rule:
@@ -37,32 +35,11 @@ def blocks_rule(ctx: Ctx) -> Decision:
                     "model.conv_depth")
 
 
-def _n_outputs(ctx: Ctx) -> int:
-    classes = ctx.profile.target_summary.get("classes") or {}
-    return len(classes) if len(classes) > 2 else 1
-
-
 def filters_rule(ctx: Ctx) -> Decision:
-    """32 filters from 2,000 training samples, else 16; halved (to 4 at the least) while
-    the network would hold more than ``MAX_PARAMETERS_PER_VALUE`` parameters per input
-    value of the training samples."""
-    inputs = ctx.profile.inputs
-    base = f = 32 if ctx.n_train >= 2000 else 16
-    values = ctx.n_train * input_values(inputs)
-    shape = {"channels": int(inputs.get("channels", 1)),
-             "dims": len(inputs.get("spatial") or [0, 0]), "blocks": ctx["model.blocks"],
-             "n_outputs": _n_outputs(ctx)}
-    while f > 4 and conv_parameters(filters=f, **shape) > MAX_PARAMETERS_PER_VALUE * values:
-        f //= 2
-    why = "fewer filters early, more deep: Simonyan & Zisserman 2014"
-    if f < base:
-        n = conv_parameters(filters=base, **shape)
-        why += (f"; halved from {base}, whose {n:,} parameters would be "
-                f"{n / max(values, 1):.0f} per input value of the {ctx.n_train:,} training "
-                f"samples ({values:,} values), more than {MAX_PARAMETERS_PER_VALUE:g}: "
-                "parameters and data should be of the same order of magnitude (Karpathy)")
-    return Decision(f, f"{f} filters in the first block, doubling with each block ({why})",
-                    "model.filters_double" if f == base else "model.filters_by_data")
+    f = 32 if ctx.n_train >= 2000 else 16
+    return Decision(f, f"{f} filters in the first block, doubling with each block (fewer "
+                    "filters early, more deep: Simonyan & Zisserman 2014)",
+                    "model.filters_double")
 
 
 def residual_rule(ctx: Ctx) -> Decision:

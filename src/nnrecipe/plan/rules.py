@@ -19,7 +19,7 @@ from ..data.profile import DataProfile
 from ..errors import PlanError
 from ..train import devices, distributed, optimizers, schedules, streams
 from .schema import Decision, Plan, validate_overrides
-from .sizing import MAX_PARAMETERS_PER_VALUE
+from .sizing import MAX_PARAMETERS_PER_VALUE, WARN_PARAMETERS_PER_VALUE
 
 __all__ = ["make_plan", "add_parameter_count", "RULES", "INIT_FOR_ACTIVATION",
            "ensemble_rule", "patience_rule"]
@@ -583,13 +583,14 @@ def add_parameter_count(plan: Plan, n_params: int, n_train: int,
     """Compare the built network's size with the data: the ratio of parameters to training
     rows says whether to expect overfitting or underfitting. A convnet (give
     ``values_per_sample``: channels × positions) reuses its weights at every position, so
-    its data is counted in input values, against ``MAX_PARAMETERS_PER_VALUE``."""
+    its data is counted in input values, against ``MAX_PARAMETERS_PER_VALUE`` (a note over
+    it, expect overfitting over twice it, as the doctor's ``too_many_parameters``)."""
     if values_per_sample:
         values = n_train * values_per_sample
         per = n_params / max(values, 1)
         size = (f"{n_params:,} trainable parameters for {n_train:,} training samples of "
                 f"{values_per_sample:,} values ({per:.2g} per input value)")
-        over = per > MAX_PARAMETERS_PER_VALUE
+        over = per > WARN_PARAMETERS_PER_VALUE  # the doctor's warning; over the limit, a note
         rule = "model.parameters_vs_values"
     else:
         per = n_params / max(n_train, 1)
@@ -601,6 +602,10 @@ def add_parameter_count(plan: Plan, n_params: int, n_train: int,
         advice = ("far more parameters than the data holds: expect overfitting; dropout, early "
                   "stopping and weight decay hold it back, and a smaller network (width, "
                   "filters or blocks) is the first thing to try")
+    elif values_per_sample and per > MAX_PARAMETERS_PER_VALUE:
+        advice = (f"more than {MAX_PARAMETERS_PER_VALUE:g} per input value, where a convnet "
+                  "often still generalises with dropout and early stopping: watch the gap "
+                  "between the training and validation loss")
     elif not values_per_sample and per < 0.01 and n_train >= 10_000:
         advice = ("a small network for this much data: it may underfit; more width or depth "
                   "can be afforded")
