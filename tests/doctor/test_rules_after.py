@@ -154,6 +154,24 @@ def test_a_run_that_ends_near_the_baseline_while_still_falling_converged_too_slo
     assert [x.code for x in check_after(ev)] == ["slow_convergence"]
 
 
+def test_a_wobbling_loss_near_the_baseline_at_the_bottom_of_the_rate_range_is_too_slow():
+    """Adam at 1e-5, the lowest of its usual range, on the same sequences: the training
+    loss only wobbles, and the rate, not the curve, says the steps are too small. The same
+    curve at Adam's default rate is underfitting's (a network held back)."""
+    train, val = [1.762, 1.696, 1.563, 1.766, 1.735, 1.575], [1.123, 1.324, 1.441, 1.464,
+                                                               1.469, 1.470]
+    slow = _ev(train, val, baseline=math.log(3), task="multiclass", metric=None,
+               **{"optimizer.name": "adam", "optimizer.lr": 1e-5})
+    f = stopped_before_learning(slow)
+    assert f.code == "slow_convergence" and f.evidence["usual_low"] == 1e-5
+    assert "bottom of its optimizer's usual range" in f.explanation
+    assert [x.code for x in check_after(slow)] == ["slow_convergence"]
+    held = _ev(train, val, baseline=math.log(3), task="multiclass", metric=None,
+               **{"optimizer.name": "adam", "optimizer.lr": 1e-3})
+    assert stopped_before_learning(held) is None
+    assert [x.code for x in check_after(held)] == ["underfitting"]
+
+
 @pytest.mark.parametrize("train,val", [
     ([0.693, 0.680, 0.672, 0.668, 0.666, 0.665],           # flat near the baseline:
      [0.692, 0.682, 0.675, 0.671, 0.669, 0.668]),          # underfitting's case

@@ -147,6 +147,22 @@ def test_after_training_names_overfitting_with_the_epoch_where_the_curves_part()
         == "info"
 
 
+def test_after_training_reads_the_optimizer_to_tell_too_small_steps_from_a_network_held_back():
+    """The same wobbling curve near the baseline (three classes): with Adam at 1e-5, the
+    bottom of its usual range, it is slow convergence; with Adam at 1e-3, underfitting."""
+    train, val = [1.762, 1.696, 1.563, 1.766, 1.735, 1.575], [1.123, 1.324, 1.441, 1.464,
+                                                               1.469, 1.470]
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 3))
+    codes = {}
+    for lr in (1e-5, 1e-3):
+        doctor = Doctor(model, loss_fn=nn.CrossEntropyLoss(),
+                        optimizer=torch.optim.Adam(model.parameters(), lr))
+        _epochs(doctor, train, val)
+        codes[lr] = [f.code for f in doctor.after_training(task="multiclass",
+                                                           baseline_loss=math.log(3))]
+    assert codes == {1e-5: ["slow_convergence"], 1e-3: ["underfitting"]}
+
+
 def _fit(weight_decay, x, y, n_train, epochs):
     """A 6-32-2 MLP trained with Adam 1e-2 on the first ``n_train`` rows under a Doctor
     (pre-flight on them; ``end_epoch`` with the full training and validation losses)."""

@@ -165,7 +165,8 @@ def after_training(plan: Plan, history: Any, *, n_val: int, baseline_loss: float
         metric_name=metric_name, reference=reference,
         fix_context={k: plan[k] for k in ("model.dropout", "optimizer.weight_decay",
                                           "model.width", "model.hidden_layers",
-                                          "optimizer.lr", "train.early_stopping.patience")
+                                          "optimizer.name", "optimizer.lr",
+                                          "train.early_stopping.patience")
                      if k in plan},
     )
     findings = check_after(ev)

@@ -125,6 +125,7 @@ class Doctor:
         context: dict[str, Any] = {"train.early_stopping.patience": early_stopping_patience}
         if self.optimizer is not None:
             group = self.optimizer.param_groups[0]
+            context["optimizer.name"] = type(self.optimizer).__name__.lower()  # Adam → adam
             context["optimizer.lr"] = group["lr"]
             context["optimizer.weight_decay"] = group.get("weight_decay", 0.0)
         ev = AfterEvidence(

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..findings import Finding, make_finding
+from .config import lr_ranges
 from .live import best_gain
 
 __all__ = ["AfterEvidence", "RULES", "behind_a_linear_model", "check_after",
@@ -39,8 +40,8 @@ class AfterEvidence:
     """A finished run. Losses are per epoch; ``baseline_loss`` is the loss of the
     input-independent prediction (class priors, or the mean) on the training split with
     the same loss function. ``fix_context`` holds the current plan values the fixes build
-    on, by plan key (``model.dropout``, ``optimizer.weight_decay``, ``model.width``,
-    ``model.hidden_layers``, ``optimizer.lr``)."""
+    on and the rules read, by plan key (``model.dropout``, ``optimizer.weight_decay``,
+    ``model.width``, ``model.hidden_layers``, ``optimizer.name``, ``optimizer.lr``)."""
     train_loss: list[float]
     val_loss: list[float]
     n_val: int
@@ -164,16 +165,20 @@ def memorised(ev: AfterEvidence, *, ratio: float = 10.0, min_share: float = 0.01
 
 
 def stopped_before_learning(ev: AfterEvidence, *, near_baseline: float = 0.9,
-                            window: int = 3, min_gain: float = 0.03) -> Finding | None:
+                            window: int = 3, min_gain: float = 0.03,
+                            bottom: float = 3.0) -> Finding | None:
     """Training ended (early stopping or the epoch cap) with neither loss past
     ``near_baseline`` × the input-free baseline (the best validation loss, and the lowest
-    training loss) while the training loss was still falling: its best of the last
-    ``window`` epochs beat the best before by at least ``min_gain`` (relative). The network
-    had not got anywhere, but not for lack of capacity (the underfitting curve is flat):
-    its steps are too small, so ``slow_convergence``. Seen with Adam at 3e-5 on a small
-    convnet: the training loss fell from 1.74 to 1.36 in six epochs, the validation loss
-    (in eval mode, BatchNorm's running statistics still settling) rose from 1.12 at
-    epoch 1, and patience 5 stopped the run with the weights of epoch 1, at chance."""
+    training loss), and either the training loss was still falling (its best of the last
+    ``window`` epochs beat the best before by at least ``min_gain``, relative) or the
+    learning rate was within a factor ``bottom`` of the lowest of its optimizer's usual
+    range. The network had not got anywhere, but not for lack of capacity (the
+    underfitting curve is flat, at an ordinary rate): its steps are too small, so
+    ``slow_convergence``. Seen with Adam at 3e-5 on a small convnet: the training loss fell
+    from 1.74 to 1.36 in six epochs, the validation loss (in eval mode, BatchNorm's running
+    statistics still settling) rose from 1.12 at epoch 1, and patience 5 stopped the run
+    with the weights of epoch 1, at chance; at 1e-5 the training loss only wobbled (1.76,
+    1.70, 1.56, 1.77, 1.74, 1.58), and only the rate tells it from a network held back."""
     train, val = _finite(ev.train_loss), _finite(ev.val_loss)
     base = ev.baseline_loss
     if train is None or len(train) <= window or not base or not math.isfinite(base):
@@ -181,17 +186,23 @@ def stopped_before_learning(ev: AfterEvidence, *, near_baseline: float = 0.9,
     if min(train) < near_baseline * base or (val is not None and min(val) < near_baseline * base):
         return None
     gain = best_gain(train, window)
-    if gain < min_gain:
-        return None  # flat: the underfitting rule's case
     lr = _ctx(ev, "optimizer.lr", None)
+    low = lr_ranges().get(str(_ctx(ev, "optimizer.name", "")).lower(), (None,))[0]
+    at_bottom = isinstance(lr, int | float) and low is not None and lr <= bottom * low
+    if gain < min_gain and not at_bottom:
+        return None  # flat at an ordinary rate: the underfitting rule's case
     evidence = {"baseline_loss": base, "best_train_loss": min(train),
                 "best_val_loss": min(val) if val is not None else "",
                 "train_gain_last_epochs": gain, "window": window,
-                "lr": lr if lr is not None else "unknown"}
+                "lr": lr if lr is not None else "unknown",
+                "usual_low": low if low is not None else ""}
+    how = (f"the training loss still falling ({gain:.0%} in its last {window} epochs)"
+           if gain >= min_gain else
+           f"the learning rate {lr:g} at the bottom of its optimizer's usual range (from "
+           f"{low:g})")
     return make_finding(
         "slow_convergence", evidence,
-        f"Training ended at epoch {len(train)} with the training loss still falling "
-        f"({gain:.0%} in its last {window} epochs) but no loss yet below "
+        f"Training ended at epoch {len(train)} with {how} and no loss yet below "
         f"{near_baseline:.0%} of what predicting the "
         f"{'class shares' if ev.task in CLASSIFICATION else 'mean'} scores ({base:.4g}): the "
         "network was learning, in steps too small to get anywhere before training stopped.",
