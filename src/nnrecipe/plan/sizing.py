@@ -10,7 +10,7 @@ __all__ = ["MAX_PARAMETERS_PER_VALUE", "WARN_PARAMETERS_PER_VALUE", "conv_parame
            "input_values", "values_per_sample"]
 
 #: A convnet's trainable parameters per input value of its training samples above which it
-#: is too big for its data. Karpathy (char-rnn's advice): the number of parameters and the
+#: is bigger than its data by an order of magnitude. Karpathy (char-rnn's advice): the number of parameters and the
 #: size of the data, counted in characters, should be of the same order of magnitude; a
 #: convnet reuses its weights at every position as an RNN does at every character, so its
 #: data is counted in values (channels × positions), and ten times the data is an order of
