@@ -10,14 +10,14 @@ __all__ = ["MAX_PARAMETERS_PER_VALUE", "WARN_PARAMETERS_PER_VALUE", "conv_parame
            "input_values", "values_per_sample"]
 
 #: A convnet's trainable parameters per input value of its training samples above which it
-#: is bigger than its data by an order of magnitude. Karpathy (char-rnn's advice): the number of parameters and the
-#: size of the data, counted in characters, should be of the same order of magnitude; a
-#: convnet reuses its weights at every position as an RNN does at every character, so its
-#: data is counted in values (channels × positions), and ten times the data is an order of
-#: magnitude over. Over it, the plan's parameter count says so and the doctor notes it;
-#: over twice it, the doctor warns. The plan does not shrink its filters to fit: 8 filters
-#: instead of 16 on 42 training sequences learned too slowly for early stopping (chance
-#: accuracy, against 1.000 for 16 filters at 14.6 parameters per value).
+#: is bigger than its data by an order of magnitude. Karpathy (char-rnn's advice): the
+#: number of parameters and the size of the data, counted in characters, should be of the
+#: same order of magnitude; a convnet reuses its weights at every position as an RNN does
+#: at every character, so its data is counted in values (channels × positions). Over the
+#: limit, the plan's parameter count says so and the doctor notes it; over twice it, the
+#: doctor warns. The plan does not shrink its filters to fit: 8 filters instead of 16 on 42
+#: training sequences learned too slowly for early stopping (chance accuracy, against
+#: 1.000 for 16 filters at 14.6 parameters per value).
 MAX_PARAMETERS_PER_VALUE = 10.0
 WARN_PARAMETERS_PER_VALUE = 2 * MAX_PARAMETERS_PER_VALUE
 
