@@ -275,10 +275,11 @@ def too_many_parameters(ev: DataEvidence, *, max_per_row: float = 10.0,
 
     A convnet trained from scratch shares its weights across every position of a sample,
     so its data is counted in input values (channels × positions) and judged against
-    ``MAX_PARAMETERS_PER_VALUE`` (:func:`_convnet_too_big`), the limit the plan sizes its
-    filters under."""
-    if values_per_sample(ev.plan, ev.profile.inputs or {}) is not None:
-        return _convnet_too_big(ev)
+    ``MAX_PARAMETERS_PER_VALUE`` (:func:`_convnet_too_big`), the limit the plan's own
+    parameter count reads."""
+    per_sample = values_per_sample(ev.plan, ev.profile.inputs or {})
+    if per_sample is not None:
+        return _convnet_too_big(ev, per_sample)
     if not all(k in ev.plan for k in ("model.parameters", "model.width",
                                       "model.hidden_layers", "data.n_inputs")):
         return None
@@ -309,19 +310,18 @@ def too_many_parameters(ev: DataEvidence, *, max_per_row: float = 10.0,
         fix or None)
 
 
-def _convnet_too_big(ev: DataEvidence, *,
+def _convnet_too_big(ev: DataEvidence, per_sample: int, *,
                      warn_per_value: float = WARN_PARAMETERS_PER_VALUE) -> Finding | None:
     """A scratch convnet with more than ``MAX_PARAMETERS_PER_VALUE`` trainable parameters
     per input value of its training samples, an info note; over ``warn_per_value`` (twice
     that), a warning. A network just over the limit is often fine: 32 filters on 210
     sequences of 40 steps (11.5 per value) test at 1.000 like the plan's 16, and the plan's
     own 16 filters on 42 sequences (14.6) reach 1.000 too. Fix: the most filters (halving)
-    whose network fits the limit."""
+    whose network fits the limit. ``per_sample``: the input values of one sample."""
     plan, inputs = ev.plan, ev.profile.inputs
     if "model.parameters" not in plan:
         return None
     n_params, n_train = plan["model.parameters"], _n_train(ev.profile)
-    per_sample = values_per_sample(plan, inputs) or 1
     values = n_train * per_sample
     ratio = n_params / max(values, 1)
     if ratio <= MAX_PARAMETERS_PER_VALUE:
@@ -343,8 +343,8 @@ def _convnet_too_big(ev: DataEvidence, *,
                 "model.filters": plan["model.filters"], "model.blocks": plan["model.blocks"]}
     head = (f"The convnet has {n_params:,} trainable parameters for {n_train:,} training "
             f"samples of {per_sample:,} values each: {ratio:,.1f} parameters per input value, "
-            f"more than the {MAX_PARAMETERS_PER_VALUE:g} the plan allows itself (parameters and "
-            "data should be of the same order of magnitude: Karpathy).")
+            f"more than {MAX_PARAMETERS_PER_VALUE:g} (parameters and data should be of the same "
+            "order of magnitude: Karpathy).")
     return make_finding(
         "too_many_parameters", evidence,
         head + (" It can memorise the training samples, so expect the validation loss to part "
