@@ -4,8 +4,8 @@ training), so the first warning is the first thing that went wrong."""
 from nnrecipe.doctor.findings import make_finding, sort_findings
 
 
-def _f(code, severity, epoch=None, step=None):
-    return make_finding(code, {}, "", [], severity=severity, epoch=epoch, step=step)
+def _f(code, severity, epoch=None, step=None, **evidence):
+    return make_finding(code, evidence, "", [], severity=severity, epoch=epoch, step=step)
 
 
 def test_findings_sort_by_severity_then_by_when_their_check_ran():
@@ -116,3 +116,17 @@ def test_inputs_without_signal_explain_a_network_that_looks_held_back_or_too_slo
     got = sort_findings([slow, under, nothing])
     assert [f.code for f in got] == ["no_signal", "slow_convergence", "underfitting"]
     assert got[0].evidence["explains"] == "slow_convergence, underfitting"
+
+
+def test_labels_that_disagree_with_every_input_explain_a_network_that_looks_held_back():
+    """20% of the labels flipped in every split: the training loss cannot fall below the
+    noise, and the curves read as underfitting. label_issues on its noise-floor basis names
+    the cause and comes first; on its other basis (slips in the held-out labels, which the
+    training never saw) it explains nothing."""
+    under = _f("underfitting", "warning")
+    floor = _f("label_issues", "warning", basis="noise_floor")
+    got = sort_findings([under, floor])
+    assert [f.code for f in got] == ["label_issues", "underfitting"]
+    assert got[0].evidence["explains"] == "underfitting"
+    slips = _f("label_issues", "warning")
+    assert [f.code for f in sort_findings([under, slips])] == ["underfitting", "label_issues"]

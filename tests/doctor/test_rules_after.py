@@ -378,6 +378,55 @@ def test_suspects_that_the_models_own_uncertainty_explains_are_an_info_note():
     assert f.evidence["count"] <= f.evidence["expected_model_errors"]
 
 
+def _flipped_everywhere(share, c=1.0):
+    """``share`` of the labels flipped in every split; the model (logistic regression,
+    inverse regularisation ``c``) trained on them, its probabilities out of fold."""
+    x, y, rng = _separable()
+    flipped = rng.choice(len(y), round(share * len(y)), replace=False)
+    y[flipped] = 1 - y[flipped]
+    proba = cross_val_predict(LogisticRegression(C=c), x, y, cv=5, method="predict_proba")
+    return y, proba, flipped
+
+
+def test_labels_flipped_everywhere_leave_a_noise_floor_and_are_a_warning():
+    """10% of the labels flipped in every split, the model trained on them: it hedges, so
+    the suspects are fewer than the mistakes it expects of itself, but it hedges even on
+    its easiest rows (labels that no input explains), and the held-out labels bear that
+    out: a warning on the noise-floor basis that lists the flipped rows."""
+    y, proba, flipped = _flipped_everywhere(0.10)
+    f = find_label_issues(y, proba, [f"r{i}" for i in range(len(y))], max_listed=60)
+    assert f.severity == "warning" and f.evidence["basis"] == "noise_floor"
+    assert f.evidence["count"] < f.evidence["expected_model_errors"]  # not the slips test
+    assert f.evidence["noise_floor"] >= 0.03
+    assert f.evidence["count"] >= 0.5 * f.evidence["noise_floor"] * len(y)
+    listed = _listed(f)
+    assert len(listed & set(flipped)) >= 0.7 * len(flipped)
+    assert len(listed - set(flipped)) <= 3
+    assert "easiest" in f.explanation
+
+
+def test_a_model_that_hedges_on_consistent_labels_has_no_label_issue():
+    """Strong regularisation (C=0.01) keeps 13% doubt on the easiest rows, but with clean
+    labels no held-out row contradicts the model: no finding; with scikit-learn's default
+    1% of flipped labels, a few suspects, far fewer than the floor implies: an info note."""
+    x, y, _ = _separable()
+    proba = cross_val_predict(LogisticRegression(C=0.01), x, y, cv=5, method="predict_proba")
+    assert np.mean(np.sort(1 - proba.max(axis=1))[:len(y) // 2]) > 0.1  # it hedges
+    assert find_label_issues(y, proba, list(range(len(y)))) is None
+    y, proba, _ = _flipped_everywhere(0.01, c=0.01)
+    f = find_label_issues(y, proba, list(range(len(y))))
+    assert f.severity == "info" and f.evidence["noise_floor"] > 0.1
+    assert f.evidence["count"] < 0.5 * f.evidence["noise_floor"] * len(y)
+
+
+def test_one_percent_of_flipped_labels_is_an_info_note():
+    """The issue's false alarm: scikit-learn's default 1% of flipped labels, a model that
+    learned them: the easiest rows are near-certain (a floor well under 3%): info."""
+    y, proba, _ = _flipped_everywhere(0.01)
+    f = find_label_issues(y, proba, list(range(len(y))))
+    assert f.severity == "info" and f.evidence["noise_floor"] < 0.01
+
+
 def test_two_suspects_on_a_small_split_are_not_a_warning():
     """2 of 61 rows (3.3%) used to be a warning by share alone; against a model that
     expects about one mistake it is not clearly more."""

@@ -135,6 +135,12 @@ ALL_ZERO_INIT = ("dead_relu", "no_gradient", "vanishing_gradients", "bad_initial
                  *_FAILS_TO_LEARN, "underfitting")
 
 
+#: Labels that disagree with every input (``label_issues`` on its noise-floor basis) put a
+#: floor under the training loss that no network goes below: from its curves alone the
+#: network looks held back (20% of breast cancer's labels flipped: underfitting's warning).
+NOISY_LABELS_EXPLAIN = ("underfitting",)
+
+
 def _explains(f: Finding) -> tuple[str, ...]:
     codes = EXPLAINS.get(f.code, ())
     ev = f.evidence
@@ -143,6 +149,8 @@ def _explains(f: Finding) -> tuple[str, ...]:
         codes += TOO_LARGE_STEPS
     if f.code == "init_activation_mismatch" and ev.get("init") == "zeros":
         codes += ALL_ZERO_INIT
+    if f.code == "label_issues" and ev.get("basis") == "noise_floor":
+        codes += NOISY_LABELS_EXPLAIN
     return codes
 
 
