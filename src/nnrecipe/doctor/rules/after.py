@@ -399,7 +399,7 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, row_ids: list,
     * **a noise floor the model learned**: on the half of the rows it finds easiest, the
       model still keeps ``warn_share`` or more of its probability for other classes on
       average (its doubt there is its learned share of labels that no input explains; a
-      network trained on consistent labels is near-sure of its easiest rows: 0.1% to 1.2%
+      network trained on consistent labels is near-sure of its easiest rows: 0.2% to 1.2%
       on the healthy runs of the graded benchmark), and the held-out labels bear that out:
       at least ``warn_share`` of the rows are suspects, and at least half as many as the
       floor implies (a model that merely hedges, from weight decay say, keeps doubt on
