@@ -130,3 +130,22 @@ def test_labels_that_disagree_with_every_input_explain_a_network_that_looks_held
     assert got[0].evidence["explains"] == "underfitting"
     slips = _f("label_issues", "warning")
     assert [f.code for f in sort_findings([under, slips])] == ["underfitting", "label_issues"]
+
+
+def test_a_label_warning_beside_a_training_fault_is_an_info_note():
+    """A model trained with a fault (here a rate out of range, or dropout feeding BatchNorm)
+    is sure and wrong on rows whose labels are right: it is no judge of the labels, so its
+    label-issues warning becomes an info note that names the fault, and explains nothing.
+    Beside after-training symptoms (underfitting, overfitting) or data findings it stays."""
+    for fault, severity in (("lr_out_of_range", "warning"), ("dropout_batchnorm_conflict",
+                                                             "warning"),
+                            ("bad_initial_loss", "warning"), ("exploding_gradients", "error")):
+        labels = _f("label_issues", "warning", basis="noise_floor")
+        got = sort_findings([_f(fault, severity), _f("underfitting", "warning"), labels])
+        assert [f.code for f in got] == [fault, "underfitting", "label_issues"]
+        assert got[2].severity == "info" and got[2].evidence["doubted_by"] == fault
+        assert "explains" not in got[2].evidence
+    for beside in (_f("overfitting", "warning"), _f("class_imbalance", "warning"),
+                   _f("lr_out_of_range", "info")):
+        got = sort_findings([beside, _f("label_issues", "warning")])
+        assert {f.code: f.severity for f in got}["label_issues"] == "warning"

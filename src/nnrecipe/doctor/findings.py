@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.table import Table
 
-__all__ = ["Finding", "CODES", "EXPLAINS", "SEVERITIES", "make_finding", "sort_findings",
-           "findings_table"]
+__all__ = ["Finding", "CODES", "EXPLAINS", "SEVERITIES", "TRAINING_FAMILIES",
+           "doubt_label_check", "make_finding", "sort_findings", "findings_table"]
 
 SEVERITIES = ("info", "warning", "error")
 
@@ -141,6 +141,28 @@ ALL_ZERO_INIT = ("dead_relu", "no_gradient", "vanishing_gradients", "bad_initial
 NOISY_LABELS_EXPLAIN = ("underfitting",)
 
 
+#: The families whose findings say the training itself went wrong: its configuration, the
+#: pre-flight, the live monitors. A model trained that way is no judge of its labels (a
+#: rate out of range or dropout feeding BatchNorm leaves it sure and wrong on rows whose
+#: labels are right), so beside any of them at warning or above, ``label_issues`` is an
+#: info note.
+TRAINING_FAMILIES = ("config", "preflight", "live")
+
+
+def doubt_label_check(findings: Sequence[Finding]) -> list[Finding]:
+    """The findings, with a ``label_issues`` warning made an info note when a finding of
+    ``TRAINING_FAMILIES`` at warning or above stands beside it (its evidence names them)."""
+    doubts = [f.code for f in findings if f.severity != "info" and f.code in CODES
+              and CODES[f.code][0] in TRAINING_FAMILIES]
+    if not doubts:
+        return list(findings)
+    codes = ", ".join(dict.fromkeys(doubts))
+    return [replace(f, severity="info", evidence={**f.evidence, "doubted_by": codes},
+                    explanation=f"{f.explanation} Only an info note here: {codes} say the "
+                    "training itself went wrong, so the model is no judge of the labels.")
+            if f.code == "label_issues" and f.severity != "info" else f for f in findings]
+
+
 def _explains(f: Finding) -> tuple[str, ...]:
     codes = EXPLAINS.get(f.code, ())
     ev = f.evidence
@@ -149,7 +171,7 @@ def _explains(f: Finding) -> tuple[str, ...]:
         codes += TOO_LARGE_STEPS
     if f.code == "init_activation_mismatch" and ev.get("init") == "zeros":
         codes += ALL_ZERO_INIT
-    if f.code == "label_issues" and ev.get("basis") == "noise_floor":
+    if f.code == "label_issues" and ev.get("basis") == "noise_floor" and f.severity != "info":
         codes += NOISY_LABELS_EXPLAIN
     return codes
 
@@ -182,9 +204,10 @@ def sort_findings(findings: list[Finding]) -> list[Finding]:
 
     A cause comes before the generic symptoms it explains (``EXPLAINS``): it takes the
     severity of the worst of them, its place in time is that of the earliest, and its
-    evidence lists them under "explains"."""
+    evidence lists them under "explains". A label-issues warning beside a finding that says
+    the training went wrong is first made an info note (:func:`doubt_label_check`)."""
     rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
-    findings = list(findings)
+    findings = doubt_label_check(findings)
     explained = _explained(findings)
 
     def when(f: Finding) -> tuple:
