@@ -365,19 +365,6 @@ def test_flipped_labels_are_found_and_listed_worst_first():
     assert probs == sorted(probs) and probs[0] < 0.1  # worst first: given label least likely
 
 
-def test_suspects_that_the_models_own_uncertainty_explains_are_an_info_note():
-    """Labels flipped everywhere, the model trained on them: it learned to hedge, so the
-    suspects are no more than the mistakes it expects of itself. Uniform label noise then
-    looks exactly like overlapping classes; the rows are listed, as information."""
-    x, y, rng = _separable()
-    flipped = rng.choice(len(y), len(y) // 20, replace=False)
-    y[flipped] = 1 - y[flipped]
-    proba = cross_val_predict(LogisticRegression(), x, y, cv=5, method="predict_proba")
-    f = find_label_issues(y, proba, list(range(len(y))))
-    assert f.severity == "info" and f.evidence["count"] > 0
-    assert f.evidence["count"] <= f.evidence["expected_model_errors"]
-
-
 def _flipped_everywhere(share, c=1.0):
     """``share`` of the labels flipped in every split; the model (logistic regression,
     inverse regularisation ``c``) trained on them, its probabilities out of fold."""
@@ -386,6 +373,16 @@ def _flipped_everywhere(share, c=1.0):
     y[flipped] = 1 - y[flipped]
     proba = cross_val_predict(LogisticRegression(C=c), x, y, cv=5, method="predict_proba")
     return y, proba, flipped
+
+
+def test_suspects_that_the_models_own_uncertainty_explains_are_an_info_note():
+    """5% of the labels flipped everywhere, the model trained on them: it learned to hedge,
+    so the suspects are no more than the mistakes it expects of itself, and its easiest
+    rows keep 2.6% doubt, under the 3% noise floor: the rows are listed, as information."""
+    y, proba, _ = _flipped_everywhere(0.05)
+    f = find_label_issues(y, proba, list(range(len(y))))
+    assert f.severity == "info" and f.evidence["count"] > 0
+    assert f.evidence["count"] <= f.evidence["expected_model_errors"]
 
 
 def test_labels_flipped_everywhere_leave_a_noise_floor_and_are_a_warning():
@@ -442,10 +439,7 @@ def test_two_suspects_on_a_small_split_are_not_a_warning():
 
 
 def test_the_list_is_capped():
-    x, y, rng = _separable()
-    flipped = rng.choice(len(y), 20, replace=False)
-    y[flipped] = 1 - y[flipped]
-    proba = cross_val_predict(LogisticRegression(), x, y, cv=5, method="predict_proba")
+    y, proba, _ = _flipped_everywhere(0.05)  # 20 of 400
     f = find_label_issues(y, proba, list(range(len(y))), max_listed=5)
     assert f.evidence["listed"] == 5 and f.evidence["count"] > 5
 
